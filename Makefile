@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Only Python 3.11+ is required.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint format migrate clean-demo
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the portal with a demo organisation: SQLite, file-system broker, web + worker + beat.
+demo: $(STAMP)
+	DEBUG=1 PORT=$(PORT) $(BIN)/python scripts/demo.py
+
+## Run the test suite (SQLite by default; set DATABASE_URL for PostgreSQL).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean-demo:
+	rm -rf var/

@@ -1,0 +1,3 @@
+"""REST routes for the app catalog, app assignments, per-device installs and app protection (MAM)."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Choices for the app catalog, app assignments, per-device installs and app protection (MAM)."""

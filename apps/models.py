@@ -1,0 +1,1 @@
+"""Models for the app catalog, app assignments, per-device installs and app protection (MAM)."""

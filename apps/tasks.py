@@ -1,0 +1,1 @@
+"""Celery tasks for the app catalog, app assignments, per-device installs and app protection (MAM)."""

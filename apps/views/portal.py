@@ -1,0 +1,1 @@
+"""Company Portal views for the app catalog, app assignments, per-device installs and app protection (MAM)."""

@@ -1,0 +1,62 @@
+from django.db import models
+
+
+class Platform(models.TextChoices):
+    IOS = "ios", "iOS"
+    IPADOS = "ipados", "iPadOS"
+    ANDROID = "android", "Android"
+    WINDOWS = "windows", "Windows"
+    MACOS = "macos", "macOS"
+    LINUX = "linux", "Linux"
+
+
+MOBILE_PLATFORMS = frozenset({Platform.IOS, Platform.IPADOS, Platform.ANDROID})
+APPLE_PLATFORMS = frozenset({Platform.IOS, Platform.IPADOS, Platform.MACOS})
+
+
+class Ownership(models.TextChoices):
+    CORPORATE = "corporate", "Corporate"
+    PERSONAL = "personal", "Personal"
+
+
+class EnrollmentMethod(models.TextChoices):
+    USER_SELF_SERVICE = "user_self_service", "Self-enrolment (Company Portal)"
+    ADMIN_BULK = "admin_bulk", "Bulk enrolment (enrolment token)"
+    CORPORATE_IDENTIFIER = "corporate_identifier", "Pre-registered corporate identifier"
+    RESOURCE_GATE = "resource_gate", "Push-based (resource access gate)"
+    AGENT_PUSH = "agent_push", "Agent pushed with a token"
+    MANUAL = "manual", "Recorded by IT"
+
+
+class EnrollmentTransport(models.TextChoices):
+    OVER_THE_AIR = "over_the_air", "Over the air"
+    CONNECTED = "connected", "Connected (cable or local)"
+
+
+class LifecycleState(models.TextChoices):
+    PENDING = "pending", "Pending enrolment"
+    ENROLLED = "enrolled", "Enrolled"
+    RETIRING = "retiring", "Retiring"
+    RETIRED = "retired", "Retired"
+
+
+class ComplianceState(models.TextChoices):
+    NOT_EVALUATED = "not_evaluated", "Not evaluated"
+    COMPLIANT = "compliant", "Compliant"
+    IN_GRACE = "in_grace", "In grace period"
+    NONCOMPLIANT = "noncompliant", "Noncompliant"
+    ERROR = "error", "Error"
+
+
+class GroupMembershipType(models.TextChoices):
+    STATIC = "static", "Static (chosen devices)"
+    DYNAMIC = "dynamic", "Rule-based"
+
+
+class GroupRuleField(models.TextChoices):
+    PLATFORM = "platform", "Platform is one of"
+    OWNERSHIP = "ownership", "Ownership is"
+    OS_VERSION_MIN = "os_version_min", "OS version at least"
+    OS_VERSION_MAX = "os_version_max", "OS version at most"
+    SCOPE = "scope", "Scope (slug) is"
+    NAME_PATTERN = "name_pattern", "Name matches (* and ? wildcards)"

@@ -1,0 +1,112 @@
+"""The device lifecycle: the only code that changes ``Device.lifecycle_state``.
+
+    pending ──enroll──▶ enrolled ──start_retirement──▶ retiring ──finish_retirement──▶ retired
+       │                   ▲                              │
+       │                   └──────cancel_retirement───────┘
+       └──────────────────────discard──────────────────────────────────────────────▶ retired
+
+Each transition checks its precondition with a conditional UPDATE (so two racing requests cannot
+both win), writes an audit event, and raises ``TransitionNotAllowed`` with a sentence otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from mdm_portal.core.audit import Actor, audit_record
+
+from .choices import LifecycleState
+from .models import Device
+
+State = LifecycleState
+
+
+class TransitionNotAllowed(Exception):
+    pass
+
+
+def _transition(
+    device: Device,
+    *,
+    actor: Actor,
+    verb: str,
+    sources: tuple[str, ...],
+    target: str,
+    extra: dict[str, Any] | None = None,
+    reason: str = "",
+) -> Device:
+    extra = extra or {}
+    updated = Device.objects.filter(pk=device.pk, lifecycle_state__in=sources).update(
+        lifecycle_state=target, updated_at=timezone.now(), **extra
+    )
+    if not updated:
+        current = Device.objects.filter(pk=device.pk).values_list("lifecycle_state", flat=True).first()
+        label = State(current).label.lower() if current else "deleted"
+        raise TransitionNotAllowed(
+            f"{device.name} is {label}; it must be {' or '.join(State(s).label.lower() for s in sources)} to {verb}."
+        )
+    before = device.lifecycle_state
+    device.lifecycle_state = target
+    for field, value in extra.items():
+        setattr(device, field, value)
+    changes: dict[str, Any] = {"lifecycle_state": [before, target]}
+    if reason:
+        changes["reason"] = reason
+    audit_record(actor=actor, verb=f"device.{verb.replace(' ', '_')}", target=device, changes=changes)
+    return device
+
+
+@transaction.atomic
+def enroll(device: Device, *, actor: Actor) -> Device:
+    return _transition(
+        device,
+        actor=actor,
+        verb="enroll",
+        sources=(State.PENDING,),
+        target=State.ENROLLED,
+        extra={"enrolled_at": timezone.now()},
+    )
+
+
+@transaction.atomic
+def start_retirement(device: Device, *, actor: Actor, reason: str = "") -> Device:
+    return _transition(
+        device, actor=actor, verb="start retirement", sources=(State.ENROLLED,), target=State.RETIRING, reason=reason
+    )
+
+
+@transaction.atomic
+def cancel_retirement(device: Device, *, actor: Actor, reason: str = "") -> Device:
+    return _transition(
+        device, actor=actor, verb="cancel retirement", sources=(State.RETIRING,), target=State.ENROLLED, reason=reason
+    )
+
+
+@transaction.atomic
+def finish_retirement(device: Device, *, actor: Actor, reason: str = "") -> Device:
+    return _transition(
+        device,
+        actor=actor,
+        verb="finish retirement",
+        sources=(State.RETIRING,),
+        target=State.RETIRED,
+        extra={"retired_at": timezone.now()},
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def discard(device: Device, *, actor: Actor, reason: str = "") -> Device:
+    """A pre-registered device that will never enrol."""
+    return _transition(
+        device,
+        actor=actor,
+        verb="discard",
+        sources=(State.PENDING,),
+        target=State.RETIRED,
+        extra={"retired_at": timezone.now()},
+        reason=reason,
+    )

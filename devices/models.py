@@ -1,0 +1,144 @@
+"""The shared ``Device`` every lifecycle stage points at, and device groups."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from mdm_portal.core.models import Scope
+
+from .choices import (
+    ComplianceState,
+    EnrollmentMethod,
+    EnrollmentTransport,
+    GroupMembershipType,
+    GroupRuleField,
+    LifecycleState,
+    Ownership,
+    Platform,
+)
+
+
+class Device(models.Model):
+    """A phone, tablet, laptop, desktop or server under management.
+
+    Other apps own their tables and point here; they never write these fields themselves but call
+    ``devices.services``. ``lifecycle_state`` changes only through ``devices.lifecycle``.
+    ``os_version_key`` is a sortable form of ``os_version`` kept by the services, so version rules
+    run in SQL.
+    """
+
+    scope_field = "scope"
+    owner_field = "primary_user"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="device id")
+    name = models.CharField(max_length=255)
+    platform = models.CharField(max_length=20, choices=Platform.choices)
+    os_version = models.CharField(max_length=64, blank=True)
+    os_version_key = models.CharField(max_length=32, blank=True, editable=False)
+    model = models.CharField(max_length=128, blank=True)
+    manufacturer = models.CharField(max_length=128, blank=True)
+    serial_number = models.CharField(max_length=64, blank=True)
+    imei = models.CharField(max_length=17, blank=True, verbose_name="IMEI")
+    ownership = models.CharField(max_length=20, choices=Ownership.choices)
+    primary_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+    )
+    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="devices")
+    enrollment_method = models.CharField(max_length=32, choices=EnrollmentMethod.choices)
+    enrollment_transport = models.CharField(
+        max_length=20, choices=EnrollmentTransport.choices, default=EnrollmentTransport.OVER_THE_AIR
+    )
+    lifecycle_state = models.CharField(
+        max_length=20, choices=LifecycleState.choices, default=LifecycleState.PENDING, editable=False
+    )
+    compliance_state = models.CharField(
+        max_length=20, choices=ComplianceState.choices, default=ComplianceState.NOT_EVALUATED, editable=False
+    )
+    enrolled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_checkin_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name="last check-in")
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        permissions = [
+            ("sync_device", "Can sync device"),
+            ("lock_device", "Can lock device"),
+            ("reset_passcode_device", "Can reset device passcode"),
+            ("restart_device", "Can restart device"),
+            ("locate_device", "Can locate device"),
+            ("wipe_device", "Can wipe device (factory reset)"),
+            ("retire_device", "Can retire device (selective wipe)"),
+            ("view_device_secret", "Can read device recovery secrets"),
+        ]
+        constraints = [
+            # One live record per physical device; retired records keep their identifiers as history.
+            models.UniqueConstraint(
+                fields=["serial_number"],
+                condition=Q(serial_number__gt="") & ~Q(lifecycle_state=LifecycleState.RETIRED),
+                name="device_serial_unique_live",
+            ),
+            models.UniqueConstraint(
+                fields=["imei"],
+                condition=Q(imei__gt="") & ~Q(lifecycle_state=LifecycleState.RETIRED),
+                name="device_imei_unique_live",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["scope", "name"], name="device_scope_name_idx"),
+            models.Index(fields=["lifecycle_state", "last_checkin_at"], name="device_state_checkin_idx"),
+            models.Index(fields=["compliance_state"], name="device_compliance_idx"),
+            models.Index(fields=["platform", "os_version_key"], name="device_platform_os_idx"),
+            models.Index(fields=["serial_number"], name="device_serial_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeviceGroup(models.Model):
+    """A set of devices: chosen by hand (static) or matched by rules (dynamic).
+
+    Rule-based membership is never stored: ``devices.selectors.device_group_devices`` turns the
+    rules into one SQL filter, so it is always current and costs no per-device work.
+    """
+
+    scope_field = "scope"
+
+    name = models.CharField(max_length=150, unique=True)
+    description = models.TextField(blank=True)
+    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="device_groups")
+    membership_type = models.CharField(
+        max_length=20, choices=GroupMembershipType.choices, default=GroupMembershipType.STATIC
+    )
+    match_all = models.BooleanField(
+        default=True, help_text="Rule-based groups: a device must match every rule (otherwise any one rule)."
+    )
+    static_members = models.ManyToManyField(Device, blank=True, related_name="static_groups")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeviceGroupRule(models.Model):
+    """One condition of a rule-based device group."""
+
+    scope_field = "group__scope"
+
+    group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="rules")
+    field = models.CharField(max_length=32, choices=GroupRuleField.choices)
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_field_display()} {self.value}"

@@ -1,0 +1,7 @@
+"""The REST API (/api/v1/): every stage app contributes its routes."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("devices.api.urls")),
+]

@@ -1,0 +1,134 @@
+"""The IT console's base: every ModelAdmin asks ``core.authz`` what the user may see and do.
+
+* Lists, search, filters and autocomplete read ``get_queryset``, which is ``authz.restrict``.
+* A change page for an object outside the user's scope is a 404, like a missing one.
+* Foreign-key and many-to-many dropdowns offer only objects the user may see; a scope dropdown
+  offers only the scopes where the user may make this change.
+* Saving and deleting go through services (``save_via_service``/``delete_via_service``), which
+  audit every change with the acting person.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin import AdminSite
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from . import authz
+from .audit import Actor
+from .models import Scope
+from .services import record_delete, record_save
+
+
+class MDMAdminSite(AdminSite):
+    site_header = "Device lifecycle portal"
+    site_title = "Device lifecycle portal"
+    index_title = "IT console"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Bulk delete skips services and audit; destructive actions are explicit, confirmed actions.
+        self.disable_action("delete_selected")
+
+
+class AuthzAdminMixin:
+    """Mix into any ModelAdmin (ours or a library's) to put it under ``core.authz``."""
+
+    def _perm(self, verb: str) -> str:
+        return authz.permission_name(self.model, verb)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return authz.restrict(queryset, request.user, self._perm("view")) | authz.restrict(
+            queryset, request.user, self._perm("change")
+        )
+
+    def has_module_permission(self, request):
+        return authz.has_any(request.user, self._perm("view")) or authz.has_any(request.user, self._perm("change"))
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request, "view", obj) or self._allowed(request, "change", obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request, "change", obj)
+
+    def has_add_permission(self, request, *args):
+        return authz.has_any(request.user, self._perm("add"))
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request, "delete", obj)
+
+    def _allowed(self, request, verb: str, obj) -> bool:
+        if obj is None:
+            return authz.has_any(request.user, self._perm(verb))
+        return authz.can(request.user, self._perm(verb), obj)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            # Missing and out of scope look the same, and neither is a redirect with a hint.
+            raise Http404(f"No {self.model._meta.verbose_name} with this id.")
+        return obj
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs.setdefault("queryset", self._related_queryset(db_field, request))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("queryset", self._related_queryset(db_field, request))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def _related_queryset(self, db_field, request):
+        related = db_field.remote_field.model
+        if related is Scope and getattr(self.model, "scope_field", None) == db_field.name:
+            # Only scopes where the user may put objects of this kind.
+            return authz.scopes_for(request.user, self._perm("change")) | authz.scopes_for(
+                request.user, self._perm("add")
+            )
+        return authz.restrict(related._default_manager.all(), request.user, authz.permission_name(related, "view"))
+
+    # Writes ------------------------------------------------------------------------------------
+
+    def actor(self, request) -> Actor:
+        return Actor.from_request(request)
+
+    def save_via_service(self, request, obj, form, change) -> None:
+        """Default: a plain audited save. Models with rules of their own override this."""
+        record_save(
+            actor=self.actor(request), instance=obj, fields=list(form.changed_data) or ["id"], created=not change
+        )
+
+    def delete_via_service(self, request, obj) -> None:
+        record_delete(actor=self.actor(request), instance=obj)
+
+    def save_model(self, request, obj, form, change):
+        self.save_via_service(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        try:
+            self.delete_via_service(request, obj)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+class AuthzModelAdmin(AuthzAdminMixin, admin.ModelAdmin):
+    list_per_page = 50
+    show_full_result_count = False
+
+
+class ReadOnlyAdminMixin:
+    """For records that are facts (audit events): viewable, never added, changed or deleted."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,47 @@
+"""The permissions that a role assignment can grant over a set of scopes.
+
+Every permission listed here is a real model permission (``app_label.codename``). Django-guardian
+ties an object permission to the object's own model, so a scoped grant of, say,
+``devices.lock_device`` is stored as a guardian permission on the ``Scope`` object under a twin
+codename on the ``Scope`` model (``devices__lock_device``). Only ``core.rbac`` writes those rows and
+only ``core.authz`` reads them; everything else speaks in the real permission names.
+
+A permission that is not listed here (managing roles, editing scopes, schedules) is only granted by
+an assignment that covers all scopes.
+"""
+
+SCOPED_PERMISSIONS: tuple[str, ...] = (
+    # Devices
+    "devices.view_device",
+    "devices.change_device",
+    "devices.delete_device",
+    "devices.sync_device",
+    "devices.lock_device",
+    "devices.reset_passcode_device",
+    "devices.restart_device",
+    "devices.locate_device",
+    "devices.wipe_device",
+    "devices.retire_device",
+    "devices.view_device_secret",
+    # Device groups
+    "devices.view_devicegroup",
+    "devices.add_devicegroup",
+    "devices.change_devicegroup",
+    "devices.delete_devicegroup",
+    # People whose home scope it is
+    "core.view_user",
+    "core.change_user",
+    # The audit trail of objects in the scope
+    "core.view_auditevent",
+)
+
+
+def twin_codename(permission: str) -> str:
+    """The codename on ``core.Scope`` that stands for ``permission`` granted over a scope."""
+    app_label, codename = permission.split(".", 1)
+    return f"{app_label}__{codename}"
+
+
+def scope_model_permissions() -> list[tuple[str, str]]:
+    """``Scope.Meta.permissions``: one twin per scoped permission."""
+    return [(twin_codename(p), f"Scoped: {p}") for p in SCOPED_PERMISSIONS]

@@ -1,0 +1,17 @@
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+
+
+@receiver(post_migrate)
+def reapply_builtin_roles(sender, app_config, using, **kwargs):
+    """After every migrate, built-in roles pick up permissions that later migrations added."""
+    if app_config.label != "core":
+        return
+    from django.contrib.auth.models import Permission
+
+    from . import rbac
+    from .models import Role, RoleAssignment
+    from .roles import apply_builtin_roles
+
+    apply_builtin_roles(Role, Permission)
+    rbac.sync_assignments(RoleAssignment.objects.filter(role__is_builtin=True))

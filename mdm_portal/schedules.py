@@ -1,0 +1,25 @@
+"""The beat schedule, defined in code and copied into django-celery-beat by ``manage.py sync_schedules``.
+
+After the copy the schedules live in the database: an administrator can change an interval or
+disable a job in the admin, and ``sync_schedules`` keeps such edits unless run with ``--reset``.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    task: str
+    every_seconds: int
+    description: str
+
+
+SCHEDULES: tuple[Schedule, ...] = (
+    Schedule(
+        name="Revoke expired API tokens",
+        task="mdm_portal.core.tasks.api_tokens_revoke_expired",
+        every_seconds=60 * 60,
+        description="Marks API tokens past their expiry date as revoked.",
+    ),
+)

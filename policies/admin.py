@@ -1,0 +1,3 @@
+"""Admin pages for configuration profiles, compliance policies, assignments and their evaluation, built
+on ``core.admin_base.AuthzModelAdmin``.
+"""

@@ -1,0 +1,3 @@
+"""REST routes for configuration profiles, compliance policies, assignments and their evaluation."""
+
+urlpatterns: list = []

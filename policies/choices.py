@@ -1,0 +1,1 @@
+"""Choices for configuration profiles, compliance policies, assignments and their evaluation."""

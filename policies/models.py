@@ -1,0 +1,1 @@
+"""Models for configuration profiles, compliance policies, assignments and their evaluation."""

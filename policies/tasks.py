@@ -1,0 +1,1 @@
+"""Celery tasks for configuration profiles, compliance policies, assignments and their evaluation."""

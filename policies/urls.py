@@ -1,0 +1,3 @@
+"""Company Portal pages for configuration profiles, compliance policies, assignments and their evaluation."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Company Portal views for configuration profiles, compliance policies, assignments and their evaluation."""

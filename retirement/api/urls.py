@@ -1,0 +1,3 @@
+"""REST routes for retire and wipe requests, verification evidence, cleanup rules and offboarding."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Choices for retire and wipe requests, verification evidence, cleanup rules and offboarding."""

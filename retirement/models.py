@@ -1,0 +1,1 @@
+"""Models for retire and wipe requests, verification evidence, cleanup rules and offboarding."""

@@ -1,0 +1,3 @@
+"""Reads for retire and wipe requests, verification evidence, cleanup rules and offboarding, restricted
+by ``core.authz``.
+"""

@@ -1,0 +1,3 @@
+"""Company Portal pages for retire and wipe requests, verification evidence, cleanup rules and offboarding."""
+
+urlpatterns: list = []

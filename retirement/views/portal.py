@@ -1,0 +1,1 @@
+"""Company Portal views for retire and wipe requests, verification evidence, cleanup rules and offboarding."""

@@ -1,0 +1,65 @@
+"""Shared fixtures: two scopes and the people of every permission matrix."""
+
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+
+from tests.factories import DeviceFactory, ScopeFactory, StaffFactory, UserFactory, grant
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests marked `postgres` need PostgreSQL; on SQLite they are skipped, not failed.
+    from django.conf import settings
+
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+        for item in items:
+            if "postgres" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def scope_a(db):
+    return ScopeFactory(name="EMEA", slug="emea")
+
+
+@pytest.fixture
+def scope_b(db):
+    return ScopeFactory(name="Americas", slug="americas")
+
+
+@pytest.fixture
+def people(db, scope_a, scope_b):
+    """Every persona of a permission matrix, with a device in each scope.
+
+    employee owns ``device_a`` (scope A); ``other_employee`` owns ``device_b`` (scope B).
+    """
+    employee = UserFactory(username="employee", scope=scope_a)
+    other_employee = UserFactory(username="other-employee", scope=scope_b)
+    no_role = StaffFactory(username="no-role")
+    global_admin = StaffFactory(username="global-admin")
+    grant(global_admin, "Global administrator")
+    read_only = StaffFactory(username="read-only")
+    grant(read_only, "Read-only operator")
+    helpdesk_a = StaffFactory(username="helpdesk-a")
+    grant(helpdesk_a, "Helpdesk operator", [scope_a])
+    device_a = DeviceFactory(name="EMEA-PHONE-1", scope=scope_a, primary_user=employee)
+    device_b = DeviceFactory(name="AMER-PHONE-1", scope=scope_b, primary_user=other_employee)
+    return SimpleNamespace(
+        employee=employee,
+        other_employee=other_employee,
+        no_role=no_role,
+        global_admin=global_admin,
+        read_only=read_only,
+        helpdesk_a=helpdesk_a,
+        device_a=device_a,
+        device_b=device_b,
+        scope_a=scope_a,
+        scope_b=scope_b,
+    )
+
+
+@pytest.fixture
+def on_postgres():
+    return connection.vendor == "postgresql"
