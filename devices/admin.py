@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from mdm_portal.core.admin_base import AuthzModelAdmin
+from mdm_portal.core.admin_base import AuthzModelAdmin, ScopedRelatedListFilter
 
 from . import selectors, services
 from .choices import GroupMembershipType
@@ -48,7 +48,7 @@ class DeviceAdmin(AuthzModelAdmin):
         "lifecycle_state",
         "compliance_state",
         "enrollment_method",
-        ("scope", admin.RelatedOnlyFieldListFilter),
+        ("scope", ScopedRelatedListFilter),
         DeviceGroupListFilter,
     ]
     list_select_related = ["scope", "primary_user"]
@@ -183,7 +183,7 @@ class DeviceGroupAdmin(AuthzModelAdmin):
     form = DeviceGroupForm
     inlines = [DeviceGroupRuleInline]
     list_display = ["name", "membership_type", "scope", "description"]
-    list_filter = ["membership_type", ("scope", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["membership_type", ("scope", ScopedRelatedListFilter)]
     list_select_related = ["scope"]
     search_fields = ["name"]
     autocomplete_fields = ["static_members"]

@@ -88,7 +88,9 @@ class Device(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["scope", "name"], name="device_scope_name_idx"),
+            # The console's default order, for everyone and per scope.
+            models.Index(fields=["name", "id"], name="device_name_idx"),
+            models.Index(fields=["scope", "name", "id"], name="device_scope_name_idx"),
             models.Index(fields=["lifecycle_state", "last_checkin_at"], name="device_state_checkin_idx"),
             models.Index(fields=["compliance_state"], name="device_compliance_idx"),
             models.Index(fields=["platform", "os_version_key"], name="device_platform_os_idx"),

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.html import format_html
 
 from . import services
-from .admin_base import AuthzAdminMixin, AuthzModelAdmin, ReadOnlyAdminMixin
+from .admin_base import AuthzAdminMixin, AuthzModelAdmin, ReadOnlyAdminMixin, ScopedRelatedListFilter
 from .models import APIToken, AuditEvent, Role, RoleAssignment, Scope, User, UserGroup
 from .roles import NEVER
 
@@ -24,7 +24,7 @@ class ScopeAdmin(AuthzModelAdmin):
 @admin.register(User)
 class UserAdmin(AuthzAdminMixin, DjangoUserAdmin):
     list_display = ["username", "email", "first_name", "last_name", "scope", "department", "is_staff", "is_active"]
-    list_filter = ["is_staff", "is_active", ("scope", admin.RelatedOnlyFieldListFilter), "user_groups"]
+    list_filter = ["is_staff", "is_active", ("scope", ScopedRelatedListFilter), "user_groups"]
     list_select_related = ["scope"]
     search_fields = ["username", "first_name", "last_name", "email"]
     fieldsets = (

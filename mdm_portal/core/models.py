@@ -35,6 +35,8 @@ class User(AbstractUser):
     ``scope`` is the person's home scope: helpdesk operators see the people of their scopes.
     """
 
+    scope_field = "scope"
+
     scope = models.ForeignKey(Scope, null=True, blank=True, on_delete=models.PROTECT, related_name="users")
     department = models.CharField(max_length=100, blank=True)
 
@@ -158,8 +160,11 @@ class AuditEvent(models.Model):
 
     Append-only: the model refuses updates and deletes, the admin offers neither, and on
     PostgreSQL a trigger refuses them in the database too. Actor and target are kept as text
-    alongside their ids so the record survives the deletion of either.
+    alongside their ids so the record survives the deletion of either. ``scope`` is the target's
+    scope at the time, so a scoped operator sees the trail of their own scope.
     """
+
+    scope_field = "scope"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor_type = models.CharField(max_length=20, choices=ActorType.choices)
