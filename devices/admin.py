@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from mdm_portal.core import authz
 from mdm_portal.core.admin_base import AuthzModelAdmin, ScopedRelatedListFilter
 
 from . import selectors, services
@@ -19,6 +20,11 @@ class DeviceGroupListFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return [(str(g.pk), g.name) for g in selectors.device_group_list(user=request.user)]
+
+    def has_output(self):
+        # Django skips a filter with no choices, which would silently ignore ?device_group= for a
+        # group the operator cannot see and list every device instead of none.
+        return super().has_output() or self.value() is not None
 
     def queryset(self, request, queryset):
         if not self.value():
@@ -110,7 +116,10 @@ class DeviceAdmin(AuthzModelAdmin):
         data = {
             field: form.cleaned_data[field] for field in form.changed_data if field in services.DEVICE_EDITABLE_FIELDS
         }
-        services.device_update(actor=self.actor(request), device=obj, data=data)
+        # The form has already copied its values onto ``obj``; the service needs the stored
+        # record to tell what changed, or the edit is saved without an audit event.
+        stored = Device.objects.get(pk=obj.pk)
+        services.device_update(actor=self.actor(request), device=stored, data=data)
 
 
 class DeviceGroupRuleForm(forms.ModelForm):
@@ -193,9 +202,26 @@ class DeviceGroupAdmin(AuthzModelAdmin):
     def members(self, obj):
         if obj.pk is None:
             return "-"
-        count = selectors.device_group_devices(obj).count()
+        count = getattr(obj, "visible_member_count", None)
+        if count is None:
+            return "-"
         url = reverse("admin:devices_device_changelist") + f"?device_group={obj.pk}"
         return format_html('<a href="{}">{} device(s)</a>', url, count)
+
+    def get_object(self, request, object_id, from_field=None):
+        group = super().get_object(request, object_id, from_field)
+        # Count only the members this operator may see; the total would leak other scopes' sizes.
+        group.visible_member_count = (
+            selectors.device_list(user=request.user).filter(selectors.device_group_q(group)).count()
+        )
+        return group
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "scope" in form.base_fields:
+            # Only global administrators may leave the scope empty (an organisation-wide group).
+            form.base_fields["scope"].required = not authz.has_global(request.user, "devices.add_devicegroup")
+        return form
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -218,6 +244,11 @@ class DeviceGroupAdmin(AuthzModelAdmin):
             if f.cleaned_data and f.cleaned_data.get("field") and not f.cleaned_data.get("DELETE")
         ]
         services.device_group_rules_set(actor=self.actor(request), group=form.instance, rules=rules)
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The rule formsets were never saved by the admin (the service replaced the rules and
+        # audited them), so they have no saved objects to describe.
+        return super().construct_change_message(request, form, [], add)
 
     def delete_via_service(self, request, obj):
         services.device_group_delete(actor=self.actor(request), group=obj)

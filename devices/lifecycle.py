@@ -11,6 +11,7 @@ both win), writes an audit event, and raises ``TransitionNotAllowed`` with a sen
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -60,14 +61,15 @@ def _transition(
 
 
 @transaction.atomic
-def enroll(device: Device, *, actor: Actor) -> Device:
+def enroll(device: Device, *, actor: Actor, at: datetime | None = None) -> Device:
+    """``at``: when it happened, if not now (an import or a replayed record)."""
     return _transition(
         device,
         actor=actor,
         verb="enroll",
         sources=(State.PENDING,),
         target=State.ENROLLED,
-        extra={"enrolled_at": timezone.now()},
+        extra={"enrolled_at": at or timezone.now()},
     )
 
 
@@ -86,20 +88,20 @@ def cancel_retirement(device: Device, *, actor: Actor, reason: str = "") -> Devi
 
 
 @transaction.atomic
-def finish_retirement(device: Device, *, actor: Actor, reason: str = "") -> Device:
+def finish_retirement(device: Device, *, actor: Actor, reason: str = "", at: datetime | None = None) -> Device:
     return _transition(
         device,
         actor=actor,
         verb="finish retirement",
         sources=(State.RETIRING,),
         target=State.RETIRED,
-        extra={"retired_at": timezone.now()},
+        extra={"retired_at": at or timezone.now()},
         reason=reason,
     )
 
 
 @transaction.atomic
-def discard(device: Device, *, actor: Actor, reason: str = "") -> Device:
+def discard(device: Device, *, actor: Actor, reason: str = "", at: datetime | None = None) -> Device:
     """A pre-registered device that will never enrol."""
     return _transition(
         device,
@@ -107,6 +109,6 @@ def discard(device: Device, *, actor: Actor, reason: str = "") -> Device:
         verb="discard",
         sources=(State.PENDING,),
         target=State.RETIRED,
-        extra={"retired_at": timezone.now()},
+        extra={"retired_at": at or timezone.now()},
         reason=reason,
     )

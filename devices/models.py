@@ -104,15 +104,25 @@ class Device(models.Model):
 class DeviceGroup(models.Model):
     """A set of devices: chosen by hand (static) or matched by rules (dynamic).
 
-    Rule-based membership is never stored: ``devices.selectors.device_group_devices`` turns the
-    rules into one SQL filter, so it is always current and costs no per-device work.
+    A group in a scope holds only that scope's devices, so an operator of the scope can target it
+    without reaching anyone else's devices; a group without a scope is organisation-wide and only
+    global administrators see it. Rule-based membership is never stored:
+    ``devices.selectors.device_group_devices`` turns the rules into one SQL filter, so it is always
+    current and costs no per-device work.
     """
 
     scope_field = "scope"
 
     name = models.CharField(max_length=150, unique=True)
     description = models.TextField(blank=True)
-    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="device_groups")
+    scope = models.ForeignKey(
+        Scope,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="device_groups",
+        help_text="Only this scope's devices can be members. Leave empty for an organisation-wide group.",
+    )
     membership_type = models.CharField(
         max_length=20, choices=GroupMembershipType.choices, default=GroupMembershipType.STATIC
     )

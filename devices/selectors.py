@@ -36,8 +36,10 @@ def device_group_list(*, user, action: str = "devices.view_devicegroup") -> Quer
 def device_group_q(group: DeviceGroup) -> Q:
     """Membership of ``group`` as one filter on ``Device``: evaluated by the database, never per device."""
     if group.membership_type == GroupMembershipType.STATIC:
-        return Q(static_groups=group)
-    return rules_q(list(group.rules.values_list("field", "value")), match_all=group.match_all)
+        membership = Q(static_groups=group)
+    else:
+        membership = rules_q(list(group.rules.values_list("field", "value")), match_all=group.match_all)
+    return membership & Q(scope_id=group.scope_id) if group.scope_id is not None else membership
 
 
 def device_group_devices(group: DeviceGroup) -> QuerySet[Device]:

@@ -5,14 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mdm_portal.core.audit import Actor, audit_record, model_changes
 from mdm_portal.core.models import Scope, User
 
 from . import lifecycle
-from .choices import ComplianceState, EnrollmentMethod, EnrollmentTransport, GroupMembershipType, Ownership, Platform
+from .choices import (
+    ComplianceState,
+    EnrollmentMethod,
+    EnrollmentTransport,
+    GroupMembershipType,
+    LifecycleState,
+    Ownership,
+    Platform,
+)
 from .models import Device, DeviceGroup, DeviceGroupRule
 from .rules import rule_validate
 from .versions import version_key
@@ -23,6 +31,21 @@ DEVICE_EDITABLE_FIELDS = ("name", "ownership", "scope", "primary_user")
 def _check_choice(value: str, choices, label: str) -> None:
     if value not in choices.values:
         raise ValidationError(f"{label} must be one of: {', '.join(choices.values)} (got {value!r}).")
+
+
+def _check_identifiers_free(device: Device) -> None:
+    """A serial number or IMEI belongs to one live (not retired) device at a time."""
+    live = Device.objects.exclude(lifecycle_state=LifecycleState.RETIRED).exclude(pk=device.pk)
+    for field, label in (("serial_number", "serial number"), ("imei", "IMEI")):
+        value = getattr(device, field)
+        holder = live.filter(**{field: value}).only("name").first() if value else None
+        if holder is not None:
+            raise ValidationError(
+                {
+                    field: f"The {label} {value} already belongs to the device '{holder.name}'. "
+                    "Retire that device first, or correct the number."
+                }
+            )
 
 
 @transaction.atomic
@@ -63,7 +86,14 @@ def device_register(
         imei=imei.strip(),
     )
     device.full_clean(exclude=["uuid"], validate_unique=False, validate_constraints=False)
-    device.save()
+    _check_identifiers_free(device)
+    try:
+        with transaction.atomic():
+            device.save()
+    except IntegrityError as exc:
+        # Lost a race with a concurrent registration of the same identifiers.
+        _check_identifiers_free(device)
+        raise ValidationError("This device's serial number or IMEI is already registered.") from exc
     audit_record(
         actor=actor,
         verb="device.register",
@@ -131,7 +161,7 @@ def device_group_save(
     actor: Actor,
     group: DeviceGroup | None = None,
     name: str,
-    scope: Scope,
+    scope: Scope | None,
     description: str = "",
     membership_type: str = GroupMembershipType.STATIC,
     match_all: bool = True,
@@ -141,6 +171,15 @@ def device_group_save(
     _check_choice(membership_type, GroupMembershipType, "Membership type")
     if membership_type == GroupMembershipType.DYNAMIC and static_members:
         raise ValidationError("A rule-based group cannot have hand-picked members; use a static group.")
+    if scope is not None and static_members:
+        outside = [d.name for d in static_members if d.scope_id != scope.pk]
+        if outside:
+            raise ValidationError(
+                {
+                    "static_members": f"These devices are not in the scope {scope.name}: {', '.join(outside[:10])}. "
+                    "A group in a scope holds only that scope's devices."
+                }
+            )
     group = group or DeviceGroup()
     created = group._state.adding
     group.name, group.description, group.scope = name, description, scope

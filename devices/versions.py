@@ -4,7 +4,7 @@ import re
 
 _COMPONENTS = 4
 _WIDTH = 6
-_NUMBER = re.compile(r"\d+")
+_LEADING = re.compile(r"\d+(?:\.\d+)*")
 
 
 class InvalidVersion(ValueError):
@@ -14,12 +14,13 @@ class InvalidVersion(ValueError):
 def version_key(version: str) -> str:
     """``"17.4.1"`` -> ``"000017.000004.000001.000000"``; missing components count as 0.
 
-    Only the leading numbers count ("6.1.0-18-amd64" is 6.1.0.18); a version with no number in it
-    has the empty key, which sorts before every real version.
+    Only the first dotted run of numbers counts ("6.1.0-18-amd64" is 6.1.0, "14 (UP1A.231005)" is
+    14); a version with no number in it has the empty key, which sorts before every real version.
     """
-    numbers = _NUMBER.findall(version or "")[:_COMPONENTS]
-    if not numbers:
+    match = _LEADING.search(version or "")
+    if not match:
         return ""
+    numbers = match.group(0).split(".")[:_COMPONENTS]
     numbers += ["0"] * (_COMPONENTS - len(numbers))
     return ".".join(n[-_WIDTH:].zfill(_WIDTH) for n in numbers)
 

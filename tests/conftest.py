@@ -19,6 +19,12 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Every persona's password is hashed per test; PBKDF2 would make that most of the run time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def scope_a(db):
     return ScopeFactory(name="EMEA", slug="emea")

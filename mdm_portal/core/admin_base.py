@@ -1,7 +1,9 @@
 """The IT console's base: every ModelAdmin asks ``core.authz`` what the user may see and do.
 
 * Lists, search, filters and autocomplete read ``get_queryset``, which is ``authz.restrict``.
-* A change page for an object outside the user's scope is a 404, like a missing one.
+* A change page for an object outside the user's scope is a 404, like a missing one; without the
+  model's permission anywhere, every page of the model is a 403. An action that names no
+  permission needs the change permission.
 * Foreign-key and many-to-many dropdowns offer only objects the user may see; a scope dropdown
   offers only the scopes where the user may make this change.
 * Saving and deleting go through services (``save_via_service``/``delete_via_service``), which
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import AdminSite
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from . import authz
@@ -87,7 +89,17 @@ class AuthzAdminMixin:
             return authz.has_any(request.user, self._perm(verb))
         return authz.can(request.user, self._perm(verb), obj)
 
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.has_change_permission(request):
+            return actions
+        # Fail closed: an action that names no permission (a library's bulk enable/disable/run) is a write.
+        return {name: action for name, action in actions.items() if getattr(action[0], "allowed_permissions", None)}
+
     def get_object(self, request, object_id, from_field=None):
+        if not self.has_view_or_change_permission(request):
+            # No permission on this kind of object anywhere: 403 like the list, whether or not the id exists.
+            raise PermissionDenied
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             # Missing and out of scope look the same, and neither is a redirect with a hint.

@@ -68,16 +68,22 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def redact(changes: dict[str, Any]) -> dict[str, Any]:
-    """Replace the value of every key that names a secret, at any depth."""
+    """Replace the value of every key that names a secret, at any depth (dicts inside lists too)."""
     clean: dict[str, Any] = {}
     for key, value in changes.items():
-        if any(part in key.lower() for part in SECRET_KEY_PARTS):
+        if any(part in str(key).lower() for part in SECRET_KEY_PARTS):
             clean[key] = REDACTED
-        elif isinstance(value, dict):
-            clean[key] = redact(value)
         else:
-            clean[key] = value
+            clean[key] = _redact_nested(value)
     return clean
+
+
+def _redact_nested(value: Any) -> Any:
+    if isinstance(value, dict):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_redact_nested(item) for item in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

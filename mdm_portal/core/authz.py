@@ -46,28 +46,30 @@ def has_global(user: Any, action: str) -> bool:
     return _active(user) and (user.is_superuser or user.has_perm(action))
 
 
-def _scope_ids_subquery(user: Any, action: str) -> models.QuerySet:
+def _grants(user: Any) -> dict[str, frozenset[int]]:
+    """Every scoped grant of ``user``, by permission: one query, cached on the user for the request."""
     from .models import ScopeGroupObjectPermission
 
-    return ScopeGroupObjectPermission.objects.filter(
-        group__user=user,
-        permission__content_type__app_label="core",
-        permission__content_type__model="scope",
-        permission__codename=twin_codename(action),
-    ).values("content_object_id")
+    cached = user.__dict__.get("_authz_grants")
+    if cached is None:
+        by_codename: dict[str, set[int]] = {}
+        rows = ScopeGroupObjectPermission.objects.filter(
+            group__user=user,
+            permission__content_type__app_label="core",
+            permission__content_type__model="scope",
+        ).values_list("permission__codename", "content_object_id")
+        for codename, scope_id in rows:
+            by_codename.setdefault(codename, set()).add(scope_id)
+        cached = {codename: frozenset(ids) for codename, ids in by_codename.items()}
+        user.__dict__["_authz_grants"] = cached
+    return cached
 
 
 def scope_ids(user: Any, action: str) -> frozenset[int]:
-    """The ids of the scopes in which ``user`` holds ``action`` through a scoped assignment.
-
-    Cached on the user object, which lives for one request.
-    """
+    """The ids of the scopes in which ``user`` holds ``action`` through a scoped assignment."""
     if not _active(user) or action not in _SCOPED:
         return frozenset()
-    cache = user.__dict__.setdefault("_authz_scope_ids", {})
-    if action not in cache:
-        cache[action] = frozenset(_scope_ids_subquery(user, action).values_list("content_object_id", flat=True))
-    return cache[action]
+    return _grants(user).get(twin_codename(action), frozenset())
 
 
 def scopes_for(user: Any, action: str) -> models.QuerySet:
@@ -76,9 +78,7 @@ def scopes_for(user: Any, action: str) -> models.QuerySet:
 
     if has_global(user, action):
         return Scope.objects.all()
-    if not _active(user) or action not in _SCOPED:
-        return Scope.objects.none()
-    return Scope.objects.filter(pk__in=_scope_ids_subquery(user, action))
+    return Scope.objects.filter(pk__in=scope_ids(user, action))
 
 
 def has_any(user: Any, action: str) -> bool:
@@ -93,9 +93,10 @@ def restrict(queryset: models.QuerySet[M], user: Any, action: str) -> models.Que
     if has_global(user, action):
         return queryset
     scope_field = getattr(queryset.model, "scope_field", None)
-    if scope_field is None or action not in _SCOPED:
+    allowed = scope_ids(user, action)
+    if scope_field is None or not allowed:
         return queryset.none()
-    return queryset.filter(**{f"{scope_field}__in": _scope_ids_subquery(user, action)})
+    return queryset.filter(**{f"{scope_field}__in": sorted(allowed)})
 
 
 def _scope_id_of(obj: models.Model) -> int | None:

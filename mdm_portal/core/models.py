@@ -188,6 +188,8 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Related-object access and deletion collectors use the base manager: make it append-only too.
+        base_manager_name = "objects"
         indexes = [
             models.Index(fields=["target_type", "target_id", "-created_at"], name="audit_target_idx"),
             models.Index(fields=["scope", "-created_at"], name="audit_scope_idx"),

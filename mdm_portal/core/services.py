@@ -197,8 +197,9 @@ def hash_token(token: str) -> str:
 
 def split_token(token: str) -> str | None:
     """The lookup prefix of a well-formed token, or None."""
-    parts = token.split("_")
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(parts[1]) != 12:
+    # The secret part is URL-safe base64, which itself may contain "_": split off two fields only.
+    parts = token.split("_", 2)
+    if len(parts) != 3 or not parts[2] or parts[0] != TOKEN_PREFIX or len(parts[1]) != 12:
         return None
     return parts[1]
 
