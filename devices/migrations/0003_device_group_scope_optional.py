@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0004_device_group_scope_optional'),
+        ('core', '0004_auditevent_base_manager'),
         ('devices', '0002_device_name_index'),
     ]
 
