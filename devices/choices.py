@@ -60,3 +60,21 @@ class GroupRuleField(models.TextChoices):
     OS_VERSION_MAX = "os_version_max", "OS version at most"
     SCOPE = "scope", "Scope (slug) is"
     NAME_PATTERN = "name_pattern", "Name matches (* and ? wildcards)"
+
+
+class CommandType(models.TextChoices):
+    SYNC = "sync", "Sync"
+    LOCK = "lock", "Lock"
+    RESTART = "restart", "Restart"
+    RENAME = "rename", "Rename"
+    RESET_PASSCODE = "reset_passcode", "Reset passcode"
+
+
+class CommandStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    ERROR = "error", "Error"
+    NOT_NOW = "not_now", "Not now (device busy)"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"

@@ -22,4 +22,10 @@ SCHEDULES: tuple[Schedule, ...] = (
         every_seconds=60 * 60,
         description="Marks API tokens past their expiry date as revoked.",
     ),
+    Schedule(
+        name="Expire unanswered device commands",
+        task="devices.tasks.commands_expire",
+        every_seconds=10 * 60,
+        description="Closes device commands that passed their deadline without an answer.",
+    ),
 )

@@ -234,6 +234,7 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: the console works without reaching a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"EnrollmentTransportEnum": "devices.choices.EnrollmentTransport"},
 }
 
 # Celery: a broker that needs no server by default (kombu's file-system transport under var/).
@@ -268,3 +269,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Device management
+MDM_CHECKIN_INTERVAL_SECONDS = int(os.environ.get("MDM_CHECKIN_INTERVAL_SECONDS", "900"))
+MDM_DEVICE_LIMIT_PER_USER = int(os.environ.get("MDM_DEVICE_LIMIT_PER_USER", "5"))
+MDM_AGENT_MAX_BODY_BYTES = 256 * 1024

@@ -4,7 +4,8 @@ An endpoint id is ``"<area>:<url name>"``:
 
 * ``"admin:devices_device_changelist"``, ``"admin:devices_device_change"``: a ModelAdmin's pages,
 * ``"api:device-list"``, ``"api:api-schema"``: routes under ``/api/`` (the name without a namespace),
-* ``"portal:device_detail"``: Company Portal pages.
+* ``"portal:device_detail"``: Company Portal pages,
+* ``"agent:checkin"``: the device agent protocol.
 
 A matrix test says what it covers with ``@covers(...)``. Table-driven tests compute the ids from
 their table, so a table row is the only thing to add for a new model. A module that holds matrix
@@ -21,7 +22,7 @@ from django.db import models
 
 F = TypeVar("F", bound=Callable)
 
-MATRIX_MODULES: tuple[str, ...] = ("tests.test_permission_matrix",)
+MATRIX_MODULES: tuple[str, ...] = ("tests.test_permission_matrix", "tests.devices.protocol.test_agent_matrix")
 
 # Endpoint id -> the tests that cover it ("module.test_name").
 COVERAGE: dict[str, set[str]] = defaultdict(set)

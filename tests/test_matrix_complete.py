@@ -4,7 +4,8 @@ The endpoints are read from the running project, not from a list kept by hand:
 
 * the changelist and change page of every ModelAdmin in ``django.contrib.admin.site._registry``,
 * every named URL under ``/api/`` (the ``/api/v1/`` routes, the schema and its viewer),
-* every named URL in the ``portal`` namespace.
+* every named URL in the ``portal`` namespace,
+* every named URL in the ``agent`` namespace (the device agent protocol).
 
 The matrix modules declare what they cover through ``tests.matrix.covers``. A new ModelAdmin, API
 route or portal page fails this test until a matrix test covers it.
@@ -52,7 +53,7 @@ def admin_endpoints(site: admin.AdminSite = admin.site) -> set[str]:
 
 def required_endpoints() -> set[str]:
     urls = url_endpoints()
-    return admin_endpoints() | {e for e in urls if e.startswith(("api:", "portal:"))}
+    return admin_endpoints() | {e for e in urls if e.startswith(("api:", "portal:", "agent:"))}
 
 
 def uncovered() -> list[str]:
@@ -78,6 +79,7 @@ def test_the_api_and_portal_are_found():
     """Guard the walk itself: if it found nothing, the completeness check would pass vacuously."""
     required = required_endpoints()
     assert {"api:device-list", "api:device-detail", "api:api-schema", "api:api-docs"} <= required
+    assert {"agent:enroll", "agent:checkin"} <= required
     assert {"portal:device_list", "portal:device_detail", "portal:login", "portal:home"} <= required
     assert {"admin:devices_device_changelist", "admin:django_celery_beat_periodictask_change"} <= required
 

@@ -337,7 +337,7 @@ def test_failing_audit_rolls_back_the_change(actor, scope_a, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(device_services, "audit_record", broken)
+    monkeypatch.setattr("devices.services.records.audit_record", broken)
     with pytest.raises(RuntimeError):
         device_services.device_update(actor=actor, device=device, data={"name": "Renamed"})
     assert Device.objects.get(pk=device.pk).name == "Unchanged"

@@ -1,4 +1,4 @@
-"""The shared ``Device`` every lifecycle stage points at, and device groups."""
+"""The shared ``Device`` every lifecycle stage points at."""
 
 import uuid
 
@@ -8,12 +8,10 @@ from django.db.models import Q
 
 from mdm_portal.core.models import Scope
 
-from .choices import (
+from ..choices import (
     ComplianceState,
     EnrollmentMethod,
     EnrollmentTransport,
-    GroupMembershipType,
-    GroupRuleField,
     LifecycleState,
     Ownership,
     Platform,
@@ -59,6 +57,13 @@ class Device(models.Model):
     enrolled_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_checkin_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name="last check-in")
     retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    enrollment_profile = models.ForeignKey(
+        "devices.EnrollmentProfile", null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+    )
+    # The agent's secret, hashed (SHA-256 of a 256-bit random value): shown once, never stored.
+    agent_secret_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # SHA-256 of the last inventory as received, so an unchanged check-in writes only its time.
+    inventory_hash = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -101,56 +106,30 @@ class Device(models.Model):
         return self.name
 
 
-class DeviceGroup(models.Model):
-    """A set of devices: chosen by hand (static) or matched by rules (dynamic).
+class DeviceInventory(models.Model):
+    """What the device last reported about itself.
 
-    A group in a scope holds only that scope's devices, so an operator of the scope can target it
-    without reaching anyone else's devices; a group without a scope is organisation-wide and only
-    global administrators see it. Rule-based membership is never stored:
-    ``devices.selectors.device_group_devices`` turns the rules into one SQL filter, so it is always
-    current and costs no per-device work.
+    The facts that compliance rules read are columns (filterable in SQL across the fleet); the
+    rest of the report is kept as it came in ``facts``.
     """
 
-    scope_field = "scope"
+    scope_field = "device__scope"
 
-    name = models.CharField(max_length=150, unique=True)
-    description = models.TextField(blank=True)
-    scope = models.ForeignKey(
-        Scope,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="device_groups",
-        help_text="Only this scope's devices can be members. Leave empty for an organisation-wide group.",
-    )
-    membership_type = models.CharField(
-        max_length=20, choices=GroupMembershipType.choices, default=GroupMembershipType.STATIC
-    )
-    match_all = models.BooleanField(
-        default=True, help_text="Rule-based groups: a device must match every rule (otherwise any one rule)."
-    )
-    static_members = models.ManyToManyField(Device, blank=True, related_name="static_groups")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    device = models.OneToOneField(Device, primary_key=True, on_delete=models.CASCADE, related_name="inventory")
+    encrypted = models.BooleanField(null=True)
+    passcode_set = models.BooleanField(null=True)
+    passcode_quality = models.CharField(max_length=20, blank=True)
+    passcode_length = models.PositiveSmallIntegerField(null=True)
+    jailbroken = models.BooleanField(null=True)
+    free_storage_mb = models.PositiveBigIntegerField(null=True)
+    total_storage_mb = models.PositiveBigIntegerField(null=True)
+    battery_percent = models.PositiveSmallIntegerField(null=True)
+    installed_apps = models.JSONField(default=list, blank=True)
+    facts = models.JSONField(default=dict, blank=True)
+    reported_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["name"]
+        verbose_name_plural = "device inventories"
 
     def __str__(self) -> str:
-        return self.name
-
-
-class DeviceGroupRule(models.Model):
-    """One condition of a rule-based device group."""
-
-    scope_field = "group__scope"
-
-    group = models.ForeignKey(DeviceGroup, on_delete=models.CASCADE, related_name="rules")
-    field = models.CharField(max_length=32, choices=GroupRuleField.choices)
-    value = models.CharField(max_length=255)
-
-    class Meta:
-        ordering = ["id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_field_display()} {self.value}"
+        return f"Inventory of {self.device_id}"

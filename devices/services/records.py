@@ -11,8 +11,8 @@ from django.utils import timezone
 from mdm_portal.core.audit import Actor, audit_record, model_changes
 from mdm_portal.core.models import Scope, User
 
-from . import lifecycle
-from .choices import (
+from .. import lifecycle
+from ..choices import (
     ComplianceState,
     EnrollmentMethod,
     EnrollmentTransport,
@@ -21,9 +21,9 @@ from .choices import (
     Ownership,
     Platform,
 )
-from .models import Device, DeviceGroup, DeviceGroupRule
-from .rules import rule_validate
-from .versions import version_key
+from ..models import Device, DeviceGroup, DeviceGroupRule
+from ..rules import rule_validate
+from ..versions import version_key
 
 DEVICE_EDITABLE_FIELDS = ("name", "ownership", "scope", "primary_user")
 
@@ -224,3 +224,25 @@ def device_group_rules_set(*, actor: Actor, group: DeviceGroup, rules: list[tupl
 def device_group_delete(*, actor: Actor, group: DeviceGroup) -> None:
     audit_record(actor=actor, verb="device_group.delete", target=group, changes=model_changes(group, GROUP_FIELDS))
     group.delete()
+
+
+REPORTED_FIELDS = ("name", "os_version", "model", "manufacturer")
+
+
+def device_apply_reported(*, device: Device, actor: Actor, data: dict) -> Device:
+    """Store what the device itself reported or confirmed (its name after a rename, its OS version).
+
+    Audits only a real change of name; an OS update is inventory, not a decision anyone made.
+    """
+    changes = {k: v for k, v in data.items() if k in REPORTED_FIELDS and v and getattr(device, k) != v}
+    if not changes:
+        return device
+    if "os_version" in changes:
+        changes["os_version_key"] = version_key(changes["os_version"])
+    before_name = device.name
+    Device.objects.filter(pk=device.pk).update(**changes, updated_at=timezone.now())
+    for field, value in changes.items():
+        setattr(device, field, value)
+    if "name" in changes:
+        audit_record(actor=actor, verb="device.renamed", target=device, changes={"name": [before_name, device.name]})
+    return device
