@@ -78,3 +78,16 @@ class CommandStatus(models.TextChoices):
     NOT_NOW = "not_now", "Not now (device busy)"
     EXPIRED = "expired", "Expired"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class IdentifierImportMode(models.TextChoices):
+    GOOD_ROWS = "good_rows", "Import the good rows, report the bad ones"
+    ALL_OR_NOTHING = "all_or_nothing", "All or nothing: import only if every row is good"
+
+
+class IdentifierImportStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to start"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    REJECTED = "rejected", "Rejected (bad rows, nothing imported)"
+    FAILED = "failed", "Failed"

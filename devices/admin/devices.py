@@ -6,10 +6,10 @@ from django.utils.html import format_html
 from mdm_portal.core import authz
 from mdm_portal.core.admin_base import AuthzModelAdmin, ScopedRelatedListFilter
 
-from . import selectors, services
-from .choices import GroupMembershipType
-from .models import Device, DeviceGroup, DeviceGroupRule
-from .rules import rule_validate
+from .. import selectors, services
+from ..choices import GroupMembershipType
+from ..models import Device, DeviceGroup, DeviceGroupRule
+from ..rules import rule_validate
 
 
 class DeviceGroupListFilter(admin.SimpleListFilter):
