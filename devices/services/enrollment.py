@@ -36,11 +36,18 @@ CODE_TTL = timedelta(hours=24)
 
 
 class EnrollmentError(Exception):
-    """A refused enrolment: ``code`` for machines, ``message`` (a sentence) for people."""
+    """A refused enrolment: ``code`` for machines, ``message`` (a sentence) for people.
 
-    def __init__(self, code: str, message: str, fields: dict[str, str] | None = None):
+    ``user``, ``profile`` and ``restriction`` say, where known, whose enrolment it was, with which
+    token, and which restriction refused it; the failure record keeps them.
+    """
+
+    def __init__(self, code: str, message: str, fields: dict[str, str] | None = None, *, restriction=None):
         super().__init__(message)
         self.code, self.message, self.fields = code, message, fields or {}
+        self.restriction = restriction
+        self.user: User | None = None
+        self.profile: EnrollmentProfile | None = None
 
 
 def _sha256(value: str) -> str:
@@ -266,7 +273,6 @@ def _existing_device(identity: dict[str, Any]) -> Device | None:
     return Device.objects.select_for_update().exclude(lifecycle_state=LifecycleState.RETIRED).filter(match).first()
 
 
-@transaction.atomic
 def device_enroll(
     *,
     identity: dict[str, Any],
@@ -278,12 +284,44 @@ def device_enroll(
 ) -> tuple[Device, str]:
     """Enrol a device with a bulk token or a self-service code. Returns the device and its secret.
 
-    Raises ``EnrollmentError`` (and writes nothing) when the credential or a restriction refuses it.
+    Raises ``EnrollmentError`` when the credential or a restriction refuses it: the enrolment
+    writes nothing, and the refusal is recorded as an ``EnrollmentFailure`` in its own transaction.
     """
+    from .restrictions import enrollment_failure_record
+
+    try:
+        return _device_enroll(
+            identity=identity, token=token, code=code, transport=transport, inventory=inventory, source_ip=source_ip
+        )
+    except EnrollmentError as error:
+        enrollment_failure_record(identity=identity, error=error, source_ip=source_ip)
+        raise
+
+
+@transaction.atomic
+def _device_enroll(
+    *,
+    identity: dict[str, Any],
+    token: str | None,
+    code: str | None,
+    transport: str,
+    inventory: dict[str, Any] | None,
+    source_ip: str | None,
+) -> tuple[Device, str]:
+    platform = identity["platform"]
+    grant = _redeem_token(token, platform) if token else _redeem_code(code or "", platform)
+    try:
+        return _enroll_granted(grant, identity, transport, inventory, source_ip)
+    except EnrollmentError as error:
+        error.user, error.profile = grant.user, grant.profile
+        raise
+
+
+def _enroll_granted(grant: _Grant, identity, transport, inventory, source_ip) -> tuple[Device, str]:
+    from .identifiers import corporate_identifier_claim, corporate_identifier_for
     from .restrictions import enrollment_restrictions_check
 
     platform = identity["platform"]
-    grant = _redeem_token(token, platform) if token else _redeem_code(code or "", platform)
     existing = _existing_device(identity)
     if existing is not None and existing.lifecycle_state != LifecycleState.PENDING:
         raise EnrollmentError(
@@ -291,9 +329,15 @@ def device_enroll(
             f"This device is already enrolled as '{existing.name}'. Remove it in the Company Portal or ask IT to "
             "retire it, then enrol it again.",
         )
-    # A device IT pre-registered is corporate, whatever the person chose.
-    ownership = Ownership.CORPORATE if existing is not None else grant.ownership
+    # A device IT pre-registered, or whose serial/IMEI IT listed as corporate, is corporate,
+    # whatever the person chose; IT's placement (scope, user) stands.
+    identifier = corporate_identifier_for(identity)
+    ownership = Ownership.CORPORATE if existing is not None or identifier is not None else grant.ownership
     user = grant.user if grant.user is not None else (existing.primary_user if existing else None)
+    scope = grant.scope
+    if identifier is not None:
+        scope = identifier.scope
+        user = identifier.user or user
     enrollment_restrictions_check(
         user=user, platform=platform, os_version=identity.get("os_version", ""), ownership=ownership,
         exempt=grant.profile is not None,
@@ -304,7 +348,7 @@ def device_enroll(
     if existing is None:
         device = records.device_register(
             actor=actor, name=identity.get("name") or "", platform=platform, ownership=ownership,
-            scope=grant.scope, enrollment_method=grant.method, enrollment_transport=transport, primary_user=user,
+            scope=scope, enrollment_method=grant.method, enrollment_transport=transport, primary_user=user,
             os_version=identity.get("os_version", ""), model=identity.get("model", ""),
             manufacturer=identity.get("manufacturer", ""), serial_number=identity.get("serial_number", ""),
             imei=identity.get("imei", ""),
@@ -325,6 +369,8 @@ def device_enroll(
             grant.profile.device_group.static_members.add(device)
     if grant.code is not None:
         EnrollmentCode.objects.filter(pk=grant.code.pk).update(used_at=timezone.now(), device=device)
+    if identifier is not None:
+        corporate_identifier_claim(identifier=identifier, device=device)
     lifecycle.enroll(device, actor=actor)
     secret = device_secret_issue(device)
     if inventory:

@@ -8,11 +8,12 @@ account) are exempt; the profile's own capacity (up to 1,000) bounds them instea
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import transaction
 
 from mdm_portal.core.models import User
 
 from ..choices import LifecycleState
-from ..models import Device
+from ..models import Device, EnrollmentFailure
 
 
 def enrollment_restrictions_check(
@@ -37,4 +38,22 @@ def enrollment_restrictions_check(
             "enrollment_refused",
             f"This account already has {enrolled} enrolled devices, the limit is {limit}. "
             "Remove one in the Company Portal or ask IT.",
+        )
+
+
+def enrollment_failure_record(*, identity: dict, error, source_ip: str | None = None) -> EnrollmentFailure:
+    """Keep a refused enrolment on record, in its own transaction (the enrolment's was rolled back)."""
+    with transaction.atomic():
+        return EnrollmentFailure.objects.create(
+            user=error.user,
+            platform=identity.get("platform", "")[:20],
+            os_version=(identity.get("os_version") or "")[:64],
+            serial_number=(identity.get("serial_number") or "")[:64],
+            imei=(identity.get("imei") or "")[:17],
+            device_name=(identity.get("name") or "")[:255],
+            reason_code=error.code,
+            message=error.message,
+            restriction=error.restriction,
+            profile=error.profile,
+            source_ip=source_ip,
         )
