@@ -32,6 +32,8 @@ class DeviceCommand(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     requested_by_label = models.CharField(max_length=255)
+    # Commands queued by one bulk request share a batch id, so its progress can be followed.
+    batch = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     send_count = models.PositiveSmallIntegerField(default=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -66,11 +67,13 @@ def device_command_queue_bulk(
     """Queue a command for every eligible device of ``devices`` (already restricted by the caller).
 
     Set-based: devices are read in id batches and commands inserted with ``bulk_create``; one
-    audit event records the whole request. Returns ``{"queued": n, "skipped": m}``.
+    audit event records the whole request. Every command carries the request's ``batch`` id.
+    Returns ``{"queued": n, "skipped": m, "batch": "<uuid>"}``.
     """
     action = get_action(command_type)
     clean = action.clean(params or {})
     now = timezone.now()
+    batch_id = uuid.uuid4()
     queued = skipped = 0
     last_id = 0
     while True:
@@ -92,6 +95,7 @@ def device_command_queue_bulk(
                     requested_by=actor.user,
                     requested_by_label=actor.label[:255],
                     deadline_at=now + timedelta(hours=action.lifetime_hours),
+                    batch=batch_id,
                 )
             )
         DeviceCommand.objects.bulk_create(commands, batch_size=BULK_BATCH)
@@ -99,9 +103,9 @@ def device_command_queue_bulk(
     audit_record(
         actor=actor,
         verb=f"device.command.{action.type}.bulk",
-        changes={"queued": queued, "skipped": skipped, "params": _public_params(action, clean)},
+        changes={"queued": queued, "skipped": skipped, "batch": str(batch_id), "params": _public_params(action, clean)},
     )
-    return {"queued": queued, "skipped": skipped}
+    return {"queued": queued, "skipped": skipped, "batch": str(batch_id)}
 
 
 def device_commands_deliver(*, device: Device) -> list[dict[str, Any]]:
