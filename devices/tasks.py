@@ -3,9 +3,14 @@
 from celery import shared_task
 
 from .services import device_commands_expire
+from .services.commands import device_commands_resend_due
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def commands_expire() -> int:
-    """Close every command past its deadline. Set-based and idempotent; returns how many."""
+    """Close every command past its deadline, and line up unanswered ones to be sent again.
+
+    Set-based and idempotent; returns how many commands expired.
+    """
+    device_commands_resend_due()
     return device_commands_expire()

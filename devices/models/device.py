@@ -64,6 +64,11 @@ class Device(models.Model):
     agent_secret_hash = models.CharField(max_length=64, blank=True, editable=False)
     # SHA-256 of the last inventory as received, so an unchanged check-in writes only its time.
     inventory_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # Bumped whenever the device has something new to be told (a command queued, a "not now" to
+    # retry); ``command_seq_delivered`` is the value of the last check-in that told it everything.
+    # Equal values let a check-in skip the command lookup altogether.
+    command_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    command_seq_delivered = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from mdm_portal.core.audit import Actor, audit_record
@@ -42,6 +42,7 @@ def device_command_queue(
     if not eligibility.allowed:
         raise ValidationError(eligibility.reason)
     now = timezone.now()
+    _tell(Device.objects.filter(pk=device.pk))
     command = DeviceCommand.objects.create(
         device=device,
         command_type=action.type,
@@ -99,6 +100,7 @@ def device_command_queue_bulk(
                 )
             )
         DeviceCommand.objects.bulk_create(commands, batch_size=BULK_BATCH)
+        _tell(Device.objects.filter(pk__in=[c.device_id for c in commands]))
         queued += len(commands)
     audit_record(
         actor=actor,
@@ -108,11 +110,19 @@ def device_command_queue_bulk(
     return {"queued": queued, "skipped": skipped, "batch": str(batch_id)}
 
 
+def _tell(devices: QuerySet[Device]) -> None:
+    """Mark devices as having something new to be told at their next check-in."""
+    devices.update(command_seq=F("command_seq") + 1)
+
+
 def device_commands_deliver(*, device: Device) -> list[dict[str, Any]]:
     """The commands to hand out in this check-in reply, most urgent first; marks them sent.
 
-    Two queries when something is pending, one when nothing is.
+    No query at all when nothing changed since the last delivery (``command_seq``); otherwise one
+    lookup, one update of what was sent, and one to record the delivery.
     """
+    if device.command_seq == device.command_seq_delivered:
+        return []
     now = timezone.now()
     pending = list(
         DeviceCommand.objects.filter(device=device, status__in=OPEN_STATUSES, deadline_at__gt=now)
@@ -120,13 +130,16 @@ def device_commands_deliver(*, device: Device) -> list[dict[str, Any]]:
         .order_by("priority", "created_at")
         .values("pk", "uuid", "command_type", "payload")[:MAX_COMMANDS_PER_CHECKIN]
     )
-    if not pending:
-        return []
-    from django.db.models import F
-
-    DeviceCommand.objects.filter(pk__in=[row["pk"] for row in pending]).update(
-        status=CommandStatus.SENT, sent_at=now, send_count=F("send_count") + 1
-    )
+    if pending:
+        DeviceCommand.objects.filter(pk__in=[row["pk"] for row in pending]).update(
+            status=CommandStatus.SENT, sent_at=now, send_count=F("send_count") + 1
+        )
+    if len(pending) < MAX_COMMANDS_PER_CHECKIN:
+        # Everything open was handed out. Only a later bump (a new command) makes it pending again;
+        # the conditional keeps a bump that raced with this check-in.
+        Device.objects.filter(pk=device.pk, command_seq_delivered__lt=device.command_seq).update(
+            command_seq_delivered=device.command_seq
+        )
     return [{"id": str(row["uuid"]), "type": row["command_type"], "payload": row["payload"]} for row in pending]
 
 
@@ -173,6 +186,8 @@ def device_command_results_record(*, device: Device, results: list[dict[str, Any
                 command.payload = {k: v for k, v in command.payload.items() if k not in action.secret_fields}
                 update_fields.append("payload")
         command.save(update_fields=update_fields)
+        if status == CommandStatus.NOT_NOW:
+            _tell(Device.objects.filter(pk=device.pk))
         audit_record(
             actor=actor,
             verb=f"device.command.{command.command_type}.{status}",
@@ -191,6 +206,17 @@ def device_commands_expire() -> int:
     return DeviceCommand.objects.filter(status__in=OPEN_STATUSES, deadline_at__lte=timezone.now()).update(
         status=CommandStatus.EXPIRED, completed_at=timezone.now(), payload={}
     )
+
+
+def device_commands_resend_due() -> int:
+    """Make devices with a command sent but unanswered for ``RESEND_AFTER`` get it again (beat).
+
+    One set-based UPDATE over the devices concerned; returns how many devices.
+    """
+    stale = DeviceCommand.objects.filter(
+        status=CommandStatus.SENT, sent_at__lt=timezone.now() - RESEND_AFTER, deadline_at__gt=timezone.now()
+    ).values("device_id")
+    return Device.objects.filter(pk__in=stale).update(command_seq=F("command_seq") + 1)
 
 
 @transaction.atomic

@@ -163,9 +163,8 @@ def device_authenticate(secret: str) -> Device | None:
     if len(parts) != 3 or parts[0] != SECRET_LABEL or len(parts[1]) != 32 or not parts[2]:
         return None
     try:
-        device_uuid = f"{parts[1][:8]}-{parts[1][8:12]}-{parts[1][12:16]}-{parts[1][16:20]}-{parts[1][20:]}"
-        device = Device.objects.filter(uuid=device_uuid).first()
-    except ValidationError:
+        device = Device.objects.get(uuid=parts[1])
+    except (Device.DoesNotExist, ValidationError):
         return None
     if device is None or not device.agent_secret_hash:
         return None

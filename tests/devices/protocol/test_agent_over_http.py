@@ -10,7 +10,7 @@ from devices import lifecycle
 from devices.choices import CommandStatus, EnrollmentMethod, LifecycleState, Ownership
 from devices.models import Device, DeviceCommand, DeviceInventory
 from devices.services import device_command_queue, device_commands_expire
-from devices.services.commands import RESEND_AFTER
+from devices.services.commands import RESEND_AFTER, device_commands_resend_due
 from mdm_portal.core.audit import Actor
 from mdm_portal.core.models import AuditEvent
 from tests.factories import SYSTEM
@@ -101,6 +101,8 @@ def test_unanswered_command_is_sent_again_then_expires(agent, token):
     command = device_command_queue(actor=SYSTEM, device=device, command_type="sync")
     assert len(client.checkin(inventory())["commands"]) == 1
     DeviceCommand.objects.filter(pk=command.pk).update(sent_at=timezone.now() - RESEND_AFTER - timedelta(seconds=1))
+    assert client.checkin(inventory())["commands"] == []  # not before the resend sweep lines it up
+    assert device_commands_resend_due() == 1
     again = client.checkin(inventory())["commands"]
     assert [c["id"] for c in again] == [str(command.uuid)]
     assert DeviceCommand.objects.get(pk=command.pk).send_count == 2
