@@ -22,7 +22,11 @@ from django.db import models
 
 F = TypeVar("F", bound=Callable)
 
-MATRIX_MODULES: tuple[str, ...] = ("tests.test_permission_matrix", "tests.devices.protocol.test_agent_matrix")
+MATRIX_MODULES: tuple[str, ...] = (
+    "tests.test_permission_matrix",
+    "tests.devices.protocol.test_agent_matrix",
+    "tests.devices.access.test_access_check",
+)
 
 # Endpoint id -> the tests that cover it ("module.test_name").
 COVERAGE: dict[str, set[str]] = defaultdict(set)

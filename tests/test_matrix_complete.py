@@ -53,7 +53,7 @@ def admin_endpoints(site: admin.AdminSite = admin.site) -> set[str]:
 
 def required_endpoints() -> set[str]:
     urls = url_endpoints()
-    return admin_endpoints() | {e for e in urls if e.startswith(("api:", "portal:", "agent:"))}
+    return admin_endpoints() | {e for e in urls if e.startswith(("api:", "portal:", "agent:", "access:"))}
 
 
 def uncovered() -> list[str]:

@@ -83,6 +83,7 @@ class Device(models.Model):
             ("wipe_device", "Can wipe device (factory reset)"),
             ("retire_device", "Can retire device (selective wipe)"),
             ("view_device_secret", "Can read device recovery secrets"),
+            ("check_device_access", "Can ask whether a device may reach company resources (access gates)"),
         ]
         constraints = [
             # One live record per physical device; retired records keep their identifiers as history.

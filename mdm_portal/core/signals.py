@@ -7,7 +7,14 @@ def reapply_builtin_roles(sender, app_config, using, **kwargs):
     """After every migrate, built-in roles pick up permissions that later migrations added."""
     if app_config.label != "core":
         return
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
     from django.contrib.auth.models import Permission
+
+    # Apps after "core" in INSTALLED_APPS get their permissions only after this handler; create
+    # them all now (idempotent) so the built-in roles see every permission.
+    for config in apps.get_app_configs():
+        create_permissions(config, verbosity=0, using=using)
 
     from . import rbac
     from .models import Role, RoleAssignment
