@@ -16,6 +16,8 @@ import uuid
 
 from django.http import JsonResponse
 from django.urls import NoReverseMatch, reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.views import APIView
 
@@ -48,11 +50,31 @@ def _device_from_headers(request) -> Device | None:
     return None
 
 
+class AccessDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["allow", "enrol", "remediate"])
+    reason = serializers.CharField()
+    device_id = serializers.UUIDField(required=False)
+
+
+DEVICE_HEADERS = [
+    OpenApiParameter(
+        "X-MDM-Device-Id", str, OpenApiParameter.HEADER, description="The device id (from its certificate)."
+    ),
+    OpenApiParameter("X-MDM-Device-Serial", str, OpenApiParameter.HEADER, description="Or its serial number."),
+]
+
+
 class AccessCheckView(APIView):
     authentication_classes = [APITokenAuthentication, SessionAuthentication]
     permission_classes = [AuthzPermission]
     action_permissions = {"get": "devices.check_device_access", "head": "devices.check_device_access"}
 
+    @extend_schema(
+        tags=["access"],
+        summary="May this device reach company resources? (for nginx auth_request, VPN and RADIUS hooks)",
+        parameters=DEVICE_HEADERS,
+        responses={200: AccessDecisionSerializer, 401: AccessDecisionSerializer, 403: AccessDecisionSerializer},
+    )
     def get(self, request):
         # check_device_access is not a scoped permission: only a gate trusted for the whole fleet gets here.
         decision = access_decision(_device_from_headers(request))
@@ -72,5 +94,6 @@ class AccessCheckView(APIView):
         response["X-MDM-Decision"] = decision.outcome
         return response
 
+    @extend_schema(exclude=True)
     def head(self, request):
         return self.get(request)
