@@ -147,12 +147,14 @@ def main():
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
-    print(f"\n{'fleet':>8} {'enrolled':>8} {'check-ins':>9} {'failed':>6} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7} {'queries':>7}")
+    columns = ("fleet", "enrolled", "check-ins", "failed", "per s", "p50 ms", "p99 ms", "queries")
+    print("\n" + " ".join(f"{c:>9}" for c in columns))
     for fleet, report, queries in rows:
-        print(
-            f"{fleet:>8} {report.enrolled:>8} {report.checkins:>9} {report.checkins_failed:>6} "
-            f"{report.checkins_per_second:>7.0f} {report.checkin_p50_ms:>7.1f} {report.checkin_p99_ms:>7.1f} {queries:>7}"
-        )
+        values = (
+            fleet, report.enrolled, report.checkins, report.checkins_failed, f"{report.checkins_per_second:.0f}",
+            f"{report.checkin_p50_ms:.1f}", f"{report.checkin_p99_ms:.1f}", queries,
+        )  # fmt: skip
+        print(" ".join(f"{v:>9}" for v in values))
     print("targets: >= 300 check-ins/s, p99 < 100 ms, queries per check-in equal at every fleet size")
     print(json.dumps({str(f): {"errors": r.errors_by_code} for f, r, _ in rows}))
 
