@@ -26,6 +26,7 @@ MATRIX_MODULES: tuple[str, ...] = (
     "tests.test_permission_matrix",
     "tests.devices.protocol.test_agent_matrix",
     "tests.devices.access.test_access_check",
+    "tests.devices.test_portal_matrix",
 )
 
 # Endpoint id -> the tests that cover it ("module.test_name").

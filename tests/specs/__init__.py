@@ -1,0 +1,1 @@
+"""Validators of platform payloads against the vendors' own specifications (``../shared/specs``)."""
