@@ -123,6 +123,11 @@ def normalise_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
+def code_hash(code: str) -> str:
+    """How an enrolment code is stored and looked up: the SHA-256 of its normalised form."""
+    return _sha256(normalise_code(code))
+
+
 @transaction.atomic
 def enrollment_code_create(*, actor: Actor, user: User, platform: str, ownership: str) -> tuple[EnrollmentCode, str]:
     """A one-time code for the employee to enrol one device. Returns it and the code (shown once)."""
@@ -132,7 +137,11 @@ def enrollment_code_create(*, actor: Actor, user: User, platform: str, ownership
         raise ValidationError({"ownership": "Choose whether the device is corporate or personal."})
     raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
     code = EnrollmentCode.objects.create(
-        user=user, platform=platform, ownership=ownership, code_hash=_sha256(raw), expires_at=timezone.now() + CODE_TTL
+        user=user,
+        platform=platform,
+        ownership=ownership,
+        code_hash=code_hash(raw),
+        expires_at=timezone.now() + CODE_TTL,
     )
     audit_record(
         actor=actor, verb="enrollment_code.create", target=code, changes={"platform": platform, "ownership": ownership}
@@ -226,7 +235,7 @@ def _redeem_code(raw: str, platform: str) -> _Grant:
     code = (
         EnrollmentCode.objects.select_for_update(of=("self",))
         .select_related("user", "user__scope")
-        .filter(code_hash=_sha256(normalise_code(raw)))
+        .filter(code_hash=code_hash(raw))
         .first()
     )
     if code is None:
@@ -234,6 +243,16 @@ def _redeem_code(raw: str, platform: str) -> _Grant:
             "invalid_enrollment_token",
             "This enrolment code is not valid. Check it, or create a new one in the Company Portal.",
         )
+    try:
+        _check_code(code, platform)
+    except EnrollmentError as error:
+        # The code is real, so the refusal is the person's: it shows in their Company Portal.
+        error.user = code.user
+        raise
+    return _Grant(EnrollmentMethod.USER_SELF_SERVICE, code.ownership, code.user.scope, code.user, code=code)
+
+
+def _check_code(code: EnrollmentCode, platform: str) -> None:
     if code.used_at is not None:
         raise EnrollmentError(
             "invalid_enrollment_token", "This enrolment code was already used. Create a new one in the Company Portal."
@@ -256,7 +275,6 @@ def _redeem_code(raw: str, platform: str) -> _Grant:
             "enrollment_refused",
             "Your account has no home scope yet, so the device cannot be placed. Ask IT to set one.",
         )
-    return _Grant(EnrollmentMethod.USER_SELF_SERVICE, code.ownership, code.user.scope, code.user, code=code)
 
 
 def _existing_device(identity: dict[str, Any]) -> Device | None:

@@ -6,7 +6,6 @@ devices and enrolment codes, and anything else is a 404, whatever IT role they h
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 import segno
@@ -31,7 +30,7 @@ from ..models import EnrollmentCode
 from ..platforms import apple_enrollment, enrollment_uri
 from ..selectors_enrollment import enrollment_failures_for_person
 from ..services import device_command_queue
-from ..services.enrollment import enrollment_code_create, normalise_code
+from ..services.enrollment import code_hash, enrollment_code_create, normalise_code
 
 # What each platform's radio button says, so nobody has to know that an iPad runs "iPadOS".
 PLATFORM_HINTS = {
@@ -64,11 +63,6 @@ def _no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store, private"
     response["Pragma"] = "no-cache"
     return response
-
-
-def _code_hash(raw: str) -> str:
-    # The same hash ``enrollment_code_create`` stores: the code itself is never stored.
-    return hashlib.sha256(normalise_code(raw).encode()).hexdigest()
 
 
 def _display_code(raw: str) -> str:
@@ -261,7 +255,7 @@ class PortalEnrollProfileView(PortalView):
         raw = request.POST.get("code", "")
         if not normalise_code(raw) or len(raw) > 32:
             raise Http404("No enrolment code matches the given query.")
-        code_obj = authz.get_owned_or_404(EnrollmentCode.objects.all(), request.user, code_hash=_code_hash(raw))
+        code_obj = authz.get_owned_or_404(EnrollmentCode.objects.all(), request.user, code_hash=code_hash(raw))
         problem = None
         if code_obj.platform not in APPLE_PLATFORMS:
             problem = "An enrolment profile exists only for iPhone, iPad and Mac."
