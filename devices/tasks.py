@@ -14,3 +14,7 @@ def commands_expire() -> int:
     """
     device_commands_resend_due()
     return device_commands_expire()
+
+
+# Tasks of the other device areas live in their own modules; importing them registers them.
+from . import tasks_commands, tasks_enrollment, tasks_identifiers  # noqa: E402, F401

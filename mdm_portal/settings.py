@@ -234,7 +234,10 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files: the console works without reaching a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"EnrollmentTransportEnum": "devices.choices.EnrollmentTransport"},
+    "ENUM_NAME_OVERRIDES": {
+        "EnrollmentTransportEnum": "devices.choices.EnrollmentTransport",
+        "IdentifierImportStatusEnum": "devices.choices.IdentifierImportStatus",
+    },
 }
 
 # Celery: a broker that needs no server by default (kombu's file-system transport under var/).

@@ -19,6 +19,17 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def celery_runs_tasks_in_process():
+    """Tasks enqueued during a test run in the test's process, never into the demo's file broker."""
+    from mdm_portal.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Every persona's password is hashed per test; PBKDF2 would make that most of the run time."""

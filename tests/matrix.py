@@ -27,6 +27,9 @@ MATRIX_MODULES: tuple[str, ...] = (
     "tests.devices.protocol.test_agent_matrix",
     "tests.devices.access.test_access_check",
     "tests.devices.test_portal_matrix",
+    "tests.devices.test_enrollment_matrix",
+    "tests.devices.test_remote_actions_matrix",
+    "tests.devices.test_identifier_matrix",
 )
 
 # Endpoint id -> the tests that cover it ("module.test_name").

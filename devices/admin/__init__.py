@@ -1,3 +1,3 @@
 """The devices app's admin pages, one module per area; each registers its ModelAdmins."""
 
-from . import devices  # noqa: F401
+from . import commands, devices, enrollment, identifiers  # noqa: F401

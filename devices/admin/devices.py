@@ -1,15 +1,34 @@
+from __future__ import annotations
+
+import uuid
+
 from django import forms
-from django.contrib import admin
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponseRedirect, QueryDict
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters
 
 from mdm_portal.core import authz
 from mdm_portal.core.admin_base import AuthzModelAdmin, ScopedRelatedListFilter
 
 from .. import selectors, services
 from ..choices import GroupMembershipType
+from ..commands import ACTIONS, DeviceAction
 from ..models import Device, DeviceGroup, DeviceGroupRule
 from ..rules import rule_validate
+from ..tasks_commands import BACKGROUND_THRESHOLD, enqueue_bulk_queue
+from .device_actions import DeviceActionForm, bulk_preview
+
+# Every secret an action takes; masked in Django's error reports like a password.
+SECRET_INPUTS = sorted({name for action in ACTIONS.values() for name in action.secret_fields})
 
 
 class DeviceGroupListFilter(admin.SimpleListFilter):
@@ -35,8 +54,36 @@ class DeviceGroupListFilter(admin.SimpleListFilter):
         return queryset.filter(selectors.device_group_q(group))
 
 
+def _bulk_action(action: DeviceAction):
+    """A changelist action that asks for confirmation (and the action's inputs) before queueing."""
+
+    @admin.action(description=f"Remote action: {action.label}…", permissions=["queue_command"])
+    def queue(modeladmin, request, queryset):
+        return modeladmin.bulk_action_view(request, queryset, action)
+
+    queue.__name__ = f"queue_{action.type}"
+    queue.command_type = action.type
+    return queue
+
+
+def device_changelist_queryset(*, user, query: str) -> QuerySet[Device]:
+    """The devices the console's device list shows ``user`` for ``query`` (its filters and search).
+
+    A bulk request that runs in the background selects its devices again this way, as the person
+    whose request it is, so it acts on exactly what they confirmed and nothing they may no longer see.
+    """
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = request.path_info = reverse("admin:devices_device_changelist")
+    request.GET = QueryDict(query)
+    request.user = user
+    model_admin = admin.site._registry[Device]
+    return model_admin.get_changelist_instance(request).get_queryset(request)
+
+
 @admin.register(Device)
 class DeviceAdmin(AuthzModelAdmin):
+    actions = [_bulk_action(action) for action in ACTIONS.values()]
     list_display = [
         "name",
         "platform",
@@ -120,6 +167,176 @@ class DeviceAdmin(AuthzModelAdmin):
         # record to tell what changed, or the edit is saved without an audit event.
         stored = Device.objects.get(pk=obj.pk)
         services.device_update(actor=self.actor(request), device=stored, data=data)
+
+    # Remote actions ------------------------------------------------------------------------------
+
+    def get_urls(self):
+        # Before the default routes: their "<object_id>/" catch-all would swallow this one.
+        return [
+            path(
+                "<path:object_id>/actions/<str:command_type>/",
+                self.admin_site.admin_view(self.remote_action_view),
+                name="devices_device_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_queue_command_permission(self, request) -> bool:
+        return any(authz.has_any(request.user, action.permission) for action in ACTIONS.values())
+
+    def get_actions(self, request):
+        # Each remote action is offered only to people who hold its permission somewhere.
+        return {
+            name: entry
+            for name, entry in super().get_actions(request).items()
+            if getattr(entry[0], "command_type", None) is None
+            or authz.has_any(request.user, ACTIONS[entry[0].command_type].permission)
+        }
+
+    def remote_actions_for(self, request, device: Device) -> list[dict]:
+        """The action buttons of the change page: only actions the person may perform on this device,
+        greyed with the reason when the device cannot take them."""
+        offered = []
+        for action in ACTIONS.values():
+            if not authz.can(request.user, action.permission, device):
+                continue
+            verdict = action.eligibility(device)
+            offered.append(
+                {
+                    "type": action.type,
+                    "label": action.label,
+                    "allowed": verdict.allowed,
+                    "reason": verdict.reason,
+                    "url": reverse("admin:devices_device_action", args=[device.pk, action.type]),
+                }
+            )
+        return offered
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["remote_actions"] = self.remote_actions_for(request, obj)
+            context["device_commands_url"] = (
+                reverse("admin:devices_devicecommand_changelist") + f"?device__id__exact={obj.pk}"
+            )
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @method_decorator(sensitive_post_parameters(*SECRET_INPUTS))
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, extra_context)
+
+    @method_decorator(sensitive_post_parameters(*SECRET_INPUTS))
+    def remote_action_view(self, request, object_id, command_type):
+        """One device, one action: a confirmation page with the action's inputs; POST queues it."""
+        action = ACTIONS.get(command_type)
+        if action is None:
+            raise Http404("There is no such remote action.")
+        device = self.get_object(request, unquote(object_id))  # 403 without devices at all, 404 out of scope
+        if not authz.can(request.user, action.permission, device):
+            raise PermissionDenied
+        verdict = action.eligibility(device)
+        change_url = reverse("admin:devices_device_change", args=[device.pk])
+        initial = {"name": device.name} if action.type == "rename" else None
+        posted = request.method == "POST"
+        form = DeviceActionForm(request.POST if posted else None, action=action, initial=initial)
+        if posted and not verdict.allowed:
+            form.add_error(None, verdict.reason)
+        elif posted and form.is_valid():
+            try:
+                services.device_command_queue(
+                    actor=self.actor(request), device=device, command_type=action.type, params=form.params
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                self.message_user(
+                    request,
+                    f"{action.label} is queued for {device.name}; the device receives it at its next check-in.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{action.label}: {device.name}",
+            "device": device,
+            "action": action,
+            "verdict": verdict,
+            "form": form,
+            "change_url": change_url,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/devices/device/remote_action.html", context)
+
+    def bulk_action_view(self, request, queryset, action: DeviceAction):
+        """The changelist action: a confirmation page counting what would happen; confirmed, queue it.
+
+        ``queryset`` is the selection (or every device matching the list's filters, "select all");
+        only the devices on which the person holds the action's permission get a command.
+        """
+        permitted = authz.restrict(queryset, request.user, action.permission)
+        confirmed = request.POST.get("post") == "yes"
+        form = DeviceActionForm(request.POST if confirmed else None, action=action)
+        if confirmed and form.is_valid():
+            return self._bulk_queue(request, action, permitted, form.params)
+        preview = bulk_preview(action, queryset, permitted)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{action.label}: {preview.selected} selected device{'s' if preview.selected != 1 else ''}",
+            "action": action,
+            "action_name": f"queue_{action.type}",
+            "preview": preview,
+            "form": form,
+            "select_across": request.POST.get("select_across", "0"),
+            "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "background": preview.eligible > BACKGROUND_THRESHOLD,
+            "changelist_url": request.get_full_path(),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/devices/device/remote_action_bulk.html", context)
+
+    def _bulk_queue(self, request, action: DeviceAction, permitted: QuerySet[Device], params: dict):
+        actor = self.actor(request)
+        if permitted.order_by().count() > BACKGROUND_THRESHOLD:
+            batch = uuid.uuid4()
+            selection: dict = {"admin_query": request.GET.urlencode()}
+            if request.POST.get("select_across") not in ("1", "True", "true"):
+                selection["ids"] = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+            transaction.on_commit(
+                lambda: enqueue_bulk_queue(
+                    user=request.user,
+                    source_ip=actor.source_ip,
+                    command_type=action.type,
+                    params=params,
+                    batch=batch,
+                    selection=selection,
+                )
+            )
+            self.message_user(
+                request,
+                f"{action.label} is being queued in the background for every selected device you may "
+                "act on; this page shows the commands as they are queued and answered.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:devices_devicecommand_batch", args=[batch]) + "?pending=1")
+        try:
+            outcome = services.device_command_queue_bulk(
+                actor=actor, devices=permitted, command_type=action.type, params=params
+            )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        skipped = f"; {outcome['skipped']} skipped (not eligible)" if outcome["skipped"] else ""
+        if not outcome["queued"]:
+            self.message_user(request, f"{action.label}: no device could take it{skipped}.", messages.WARNING)
+            return HttpResponseRedirect(request.get_full_path())
+        self.message_user(
+            request,
+            f"{action.label} queued for {outcome['queued']} device{'s' if outcome['queued'] != 1 else ''}{skipped}.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:devices_devicecommand_batch", args=[outcome["batch"]]))
 
 
 class DeviceGroupRuleForm(forms.ModelForm):

@@ -18,6 +18,14 @@ class IdentifierImport(models.Model):
     file = models.FileField(upload_to="identifier-imports/")
     original_name = models.CharField(max_length=255)
     mode = models.CharField(max_length=20, choices=IdentifierImportMode.choices, default=IdentifierImportMode.GOOD_ROWS)
+    default_scope = models.ForeignKey(
+        Scope,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The scope of rows that name none (a file without a scope column, or an empty cell).",
+    )
     status = models.CharField(
         max_length=20, choices=IdentifierImportStatus.choices, default=IdentifierImportStatus.PENDING
     )

@@ -63,18 +63,24 @@ def device_command_queue(
 
 @transaction.atomic
 def device_command_queue_bulk(
-    *, actor: Actor, devices: QuerySet[Device], command_type: str, params: dict | None = None
+    *,
+    actor: Actor,
+    devices: QuerySet[Device],
+    command_type: str,
+    params: dict | None = None,
+    batch: uuid.UUID | None = None,
 ) -> dict[str, int]:
     """Queue a command for every eligible device of ``devices`` (already restricted by the caller).
 
     Set-based: devices are read in id batches and commands inserted with ``bulk_create``; one
-    audit event records the whole request. Every command carries the request's ``batch`` id.
+    audit event records the whole request. Every command carries the request's ``batch`` id (given
+    by a caller that links to its progress before a background run has finished, else a new one).
     Returns ``{"queued": n, "skipped": m, "batch": "<uuid>"}``.
     """
     action = get_action(command_type)
     clean = action.clean(params or {})
     now = timezone.now()
-    batch_id = uuid.uuid4()
+    batch_id = batch or uuid.uuid4()
     queued = skipped = 0
     last_id = 0
     while True:

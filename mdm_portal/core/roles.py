@@ -62,9 +62,11 @@ BUILTIN_ROLES: tuple[RoleDefinition, ...] = (
         (
             "devices.view_device",
             "devices.view_devicegroup",
+            "devices.view_corporateidentifier",
             "devices.sync_device",
             "devices.lock_device",
             "devices.reset_passcode_device",
+            "devices.view_enrollmentfailure",
             "core.view_user",
             "core.view_usergroup",
             "core.view_auditevent",

@@ -28,6 +28,15 @@ SCOPED_PERMISSIONS: tuple[str, ...] = (
     "devices.add_devicegroup",
     "devices.change_devicegroup",
     "devices.delete_devicegroup",
+    # Enrolment: bulk enrolment profiles (tokens) of the scope, and the failures of its people
+    "devices.view_enrollmentprofile",
+    "devices.add_enrollmentprofile",
+    "devices.change_enrollmentprofile",
+    "devices.view_enrollmentfailure",
+    # Corporate identifiers (serial numbers, IMEIs) that place devices in the scope
+    "devices.view_corporateidentifier",
+    "devices.add_corporateidentifier",
+    "devices.delete_corporateidentifier",
     # People whose home scope it is
     "core.view_user",
     "core.change_user",

@@ -10,9 +10,10 @@ from django.test import Client
 from django.utils import timezone
 
 from devices.choices import EnrollmentMethod, LifecycleState, Ownership
-from devices.models import Device, EnrollmentCode, EnrollmentProfile
+from devices.models import Device, EnrollmentCode, EnrollmentProfile, EnrollmentRestriction
 from devices.services import device_register
 from devices.services.enrollment import enrollment_code_create, enrollment_profile_create, enrollment_profile_revoke
+from devices.services.restrictions import enrollment_restriction_default
 from mdm_portal.core.models import AuditEvent
 from tests.factories import SYSTEM, DeviceFactory, UserFactory
 
@@ -135,8 +136,12 @@ def test_expired_code_is_refused(client, people):
     assert_refused(client, "invalid_enrollment_token", "expired", enrollment_code=code, device=identity())
 
 
-def test_device_limit_per_person(client, people, settings):
-    settings.MDM_DEVICE_LIMIT_PER_USER = 2
+def set_default_device_limit(limit):
+    EnrollmentRestriction.objects.filter(pk=enrollment_restriction_default().pk).update(device_limit=limit)
+
+
+def test_device_limit_per_person(client, people):
+    set_default_device_limit(2)
     DeviceFactory(scope=people.scope_a, primary_user=people.employee, serial_number="SECOND")  # device_a is the first
     _, code = enrollment_code_create(
         actor=SYSTEM, user=people.employee, platform="android", ownership=Ownership.PERSONAL
@@ -148,8 +153,8 @@ def test_device_limit_per_person(client, people, settings):
     assert EnrollmentCode.objects.get().used_at is None
 
 
-def test_bulk_enrolment_is_exempt_from_the_personal_limit(client, scope_a, people, settings):
-    settings.MDM_DEVICE_LIMIT_PER_USER = 1
+def test_bulk_enrolment_is_exempt_from_the_personal_limit(client, scope_a, people):
+    set_default_device_limit(1)
     _, token = enrollment_profile_create(
         actor=SYSTEM, name="Kiosks", enrollment_manager=people.global_admin, scope=scope_a, primary_user=people.employee
     )
@@ -185,8 +190,8 @@ def test_two_enrolments_racing_for_the_last_place_cannot_both_win(scope_a, enrol
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_self_enrolments_racing_for_the_last_personal_place(scope_a, settings):
-    settings.MDM_DEVICE_LIMIT_PER_USER = 1
+def test_two_self_enrolments_racing_for_the_last_personal_place(scope_a):
+    set_default_device_limit(1)
     person = UserFactory(scope=scope_a)
     codes = [
         enrollment_code_create(actor=SYSTEM, user=person, platform="android", ownership=Ownership.PERSONAL)[1]
@@ -215,3 +220,13 @@ def test_enrolment_stores_inventory_and_reports_it(client, token):
     response, data = enrol(client, enrollment_token=token, device=identity(), inventory=inventory(battery_percent=12))
     assert response.status_code == 201
     assert Device.objects.get(uuid=data["device_id"]).inventory.battery_percent == 12
+
+
+def test_refusal_of_a_real_code_is_kept_as_the_persons(client, people):
+    from devices.models import EnrollmentFailure
+
+    _, code = enrollment_code_create(actor=SYSTEM, user=people.employee, platform="ios", ownership=Ownership.PERSONAL)
+    assert_refused(client, "enrollment_refused", "is for a iOS device", enrollment_code=code, device=identity())
+    failure = EnrollmentFailure.objects.get()
+    assert failure.user == people.employee
+    assert failure.reason_code == "enrollment_refused"
