@@ -278,14 +278,10 @@ def _check_code(code: EnrollmentCode, platform: str) -> None:
 
 
 def _existing_device(identity: dict[str, Any]) -> Device | None:
-    serial = (identity.get("serial_number") or "").strip().upper()
-    imei = (identity.get("imei") or "").strip()
-    match = Q()
-    if serial:
-        match |= Q(serial_number=serial)
-    if imei:
-        match |= Q(imei=imei)
-    if not match:
+    from .identifiers import identity_match
+
+    match = identity_match(identity)
+    if match is None:
         return None
     return Device.objects.select_for_update().exclude(lifecycle_state=LifecycleState.RETIRED).filter(match).first()
 

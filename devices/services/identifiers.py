@@ -79,8 +79,8 @@ Mode = IdentifierImportMode
 # Single identifiers --------------------------------------------------------------------------------
 
 
-def corporate_identifier_for(identity: dict[str, Any]) -> CorporateIdentifier | None:
-    """The corporate identifier matching an enrolling device's serial number or IMEI, if any."""
+def identity_match(identity: dict[str, Any]) -> Q | None:
+    """A filter matching a device's serial number or IMEI (normalised as stored), or None without either."""
     serial = (identity.get("serial_number") or "").strip().upper()
     imei = (identity.get("imei") or "").strip()
     match = Q()
@@ -88,7 +88,13 @@ def corporate_identifier_for(identity: dict[str, Any]) -> CorporateIdentifier | 
         match |= Q(serial_number=serial)
     if imei:
         match |= Q(imei=imei)
-    if not match:
+    return match or None
+
+
+def corporate_identifier_for(identity: dict[str, Any]) -> CorporateIdentifier | None:
+    """The corporate identifier matching an enrolling device's serial number or IMEI, if any."""
+    match = identity_match(identity)
+    if match is None:
         return None
     return CorporateIdentifier.objects.select_related("scope", "user", "device_group").filter(match).first()
 
