@@ -91,3 +91,9 @@ class IdentifierImportStatus(models.TextChoices):
     DONE = "done", "Done"
     REJECTED = "rejected", "Rejected (bad rows, nothing imported)"
     FAILED = "failed", "Failed"
+
+
+class ProvisioningAction(models.TextChoices):
+    NOTIFY = "notify", "Notify the user and IT"
+    MARK_NONCOMPLIANT = "mark_noncompliant", "Mark the device noncompliant"
+    NOTIFY_AND_MARK_NONCOMPLIANT = "notify_and_mark_noncompliant", "Notify and mark noncompliant"

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from .services import device_commands_expire
 from .services.commands import device_commands_resend_due
+from .services.provisioning import device_provisioning_overdue_sweep
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
@@ -14,6 +15,15 @@ def commands_expire() -> int:
     """
     device_commands_resend_due()
     return device_commands_expire()
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def provisioning_overdue_sweep() -> int:
+    """Flag devices past their provisioning deadline and run their profile's action.
+
+    Set-based and idempotent; returns how many devices were flagged.
+    """
+    return device_provisioning_overdue_sweep()
 
 
 # Tasks of the other device areas live in their own modules; importing them registers them.

@@ -28,4 +28,11 @@ SCHEDULES: tuple[Schedule, ...] = (
         every_seconds=10 * 60,
         description="Closes device commands that passed their deadline without an answer.",
     ),
+    Schedule(
+        name="Flag overdue device provisioning",
+        task="devices.tasks.provisioning_overdue_sweep",
+        every_seconds=5 * 60,
+        description="Flags devices that did not apply their initial settings within their enrolment profile's "
+        "time limit, and notifies or marks them noncompliant as the profile says.",
+    ),
 )

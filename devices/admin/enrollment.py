@@ -56,6 +56,7 @@ class EnrollmentProfileForm(forms.ModelForm):
             "capacity",
             "expires_at",
             "provisioning_minutes",
+            "provisioning_action",
         ]
 
     def clean(self):
@@ -95,6 +96,7 @@ class EnrollmentProfileAdmin(AuthzModelAdmin):
         "use_count",
         "expires_at",
         "provisioning_minutes",
+        "provisioning_action",
         "token_prefix",
         "revoked_at",
         "created_at",
@@ -147,6 +149,7 @@ class EnrollmentProfileAdmin(AuthzModelAdmin):
             primary_user=data["primary_user"],
             platforms=list(data["platforms"]),
             provisioning_minutes=data["provisioning_minutes"],
+            provisioning_action=data["provisioning_action"],
         )
         obj.pk, obj.token_prefix, obj.created_at = profile.pk, profile.token_prefix, profile.created_at
         server = request.build_absolute_uri("/").rstrip("/")

@@ -57,6 +57,11 @@ class Device(models.Model):
     enrolled_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_checkin_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name="last check-in")
     retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set at enrolment when the profile has a provisioning time limit; ``provisioned_at`` once a
+    # check-in finds nothing left to apply, ``provisioning_overdue_at`` when the sweep flags it late.
+    provisioning_deadline_at = models.DateTimeField(null=True, blank=True, editable=False)
+    provisioned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    provisioning_overdue_at = models.DateTimeField(null=True, blank=True, editable=False)
     enrollment_profile = models.ForeignKey(
         "devices.EnrollmentProfile", null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
     )
@@ -106,6 +111,16 @@ class Device(models.Model):
             models.Index(fields=["compliance_state"], name="device_compliance_idx"),
             models.Index(fields=["platform", "os_version_key"], name="device_platform_os_idx"),
             models.Index(fields=["serial_number"], name="device_serial_idx"),
+            # The provisioning sweep's "deadline passed, still waiting" lookup, over those rows only.
+            models.Index(
+                fields=["provisioning_deadline_at", "id"],
+                condition=Q(
+                    provisioning_deadline_at__isnull=False,
+                    provisioned_at__isnull=True,
+                    provisioning_overdue_at__isnull=True,
+                ),
+                name="device_provisioning_due_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ from django.db import models
 
 from mdm_portal.core.models import Scope
 
-from ..choices import Ownership, Platform
+from ..choices import Ownership, Platform, ProvisioningAction
 from .device import Device
 from .groups import DeviceGroup
 
@@ -57,6 +57,12 @@ class EnrollmentProfile(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     provisioning_minutes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Deadline for the initial policies and apps to be applied."
+    )
+    provisioning_action = models.CharField(
+        max_length=40,
+        choices=ProvisioningAction.choices,
+        default=ProvisioningAction.NOTIFY,
+        help_text="What happens to a device that misses the provisioning deadline.",
     )
     token_prefix = models.CharField(max_length=16, unique=True, editable=False)
     token_hash = models.CharField(max_length=64, editable=False)

@@ -160,7 +160,7 @@ class EnrollView(AgentView):
             )
         except EnrollmentError as exc:
             raise AgentError(403, exc.code, exc.message, exc.fields) from exc
-        reply = device_checkin(device=device, inventory=None, digest=None)
+        reply = device_checkin(device=device, inventory=None, digest=None, first=True)
         return Response(
             {"device_id": str(device.uuid), "device_secret": secret, **reply}, status=status.HTTP_201_CREATED
         )

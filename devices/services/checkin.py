@@ -14,7 +14,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Device, DeviceInventory
+from mdm_portal.core.audit import Actor, audit_record
+
+from ..models import OPEN_STATUSES, Device, DeviceCommand, DeviceInventory
 from ..versions import version_key
 from .commands import device_commands_deliver
 
@@ -64,7 +66,9 @@ def device_inventory_store(*, device: Device, inventory: dict[str, Any], digest:
         setattr(device, field, value)
 
 
-def device_checkin(*, device: Device, inventory: dict[str, Any] | None, digest: str | None) -> dict[str, Any]:
+def device_checkin(
+    *, device: Device, inventory: dict[str, Any] | None, digest: str | None, first: bool = False
+) -> dict[str, Any]:
     """Record a check-in and return the reply: the interval and the pending commands.
 
     ``inventory`` is None when it is unchanged (``digest`` equals the stored one) and was not parsed.
@@ -75,4 +79,29 @@ def device_checkin(*, device: Device, inventory: dict[str, Any] | None, digest: 
         device.last_checkin_at = now
     else:
         device_inventory_store(device=device, inventory=inventory, digest=digest)
-    return {"checkin_interval_seconds": checkin_interval_seconds(), "commands": device_commands_deliver(device=device)}
+    commands = device_commands_deliver(device=device)
+    # Only a device still inside its provisioning window pays for the check below. The enrolment
+    # reply (``first``) never counts: what enrolment assigns may still be on its way.
+    if not first and not commands and device.provisioned_at is None and device.provisioning_deadline_at is not None:
+        device_provisioned_mark(device=device)
+    return {"checkin_interval_seconds": checkin_interval_seconds(), "commands": commands}
+
+
+@transaction.atomic
+def device_provisioned_mark(*, device: Device) -> bool:
+    """Record that the device applied its initial desired state: it checked in and nothing is open.
+
+    Conditional on ``provisioned_at`` still being empty, so concurrent check-ins audit it once.
+    Returns whether this call marked it.
+    """
+    if DeviceCommand.objects.filter(device=device, status__in=OPEN_STATUSES).exists():
+        return False
+    now = timezone.now()
+    if not Device.objects.filter(pk=device.pk, provisioned_at__isnull=True).update(provisioned_at=now):
+        return False
+    device.provisioned_at = now
+    changes: dict[str, Any] = {"provisioned_at": now, "provisioning_deadline_at": device.provisioning_deadline_at}
+    if device.provisioning_overdue_at is not None:
+        changes["late"] = True
+    audit_record(actor=Actor.for_device(device), verb="device.provisioned", target=device, changes=changes)
+    return True

@@ -24,7 +24,7 @@ from mdm_portal.core.choices import ActorType
 from mdm_portal.core.models import Scope, User
 
 from .. import lifecycle
-from ..choices import EnrollmentMethod, EnrollmentTransport, LifecycleState, Ownership, Platform
+from ..choices import EnrollmentMethod, EnrollmentTransport, LifecycleState, Ownership, Platform, ProvisioningAction
 from ..models import MAX_PROFILE_CAPACITY, Device, DeviceGroup, EnrollmentCode, EnrollmentProfile
 from . import records
 from .checkin import device_inventory_store, inventory_digest
@@ -71,6 +71,7 @@ def enrollment_profile_create(
     primary_user: User | None = None,
     platforms: list[str] | None = None,
     provisioning_minutes: int | None = None,
+    provisioning_action: str = ProvisioningAction.NOTIFY,
     description: str = "",
 ) -> tuple[EnrollmentProfile, str]:
     """Create a bulk enrolment profile. Returns it and its token, which is shown once and never stored."""
@@ -89,7 +90,7 @@ def enrollment_profile_create(
         name=name, description=description, enrollment_manager=enrollment_manager, scope=scope,
         ownership=ownership, capacity=capacity, expires_at=expires_at, device_group=device_group,
         primary_user=primary_user, platforms=sorted(platforms or []), provisioning_minutes=provisioning_minutes,
-        token_prefix=prefix, token_hash=_sha256(token),
+        provisioning_action=provisioning_action, token_prefix=prefix, token_hash=_sha256(token),
     )  # fmt: skip
     profile.full_clean()
     profile.save()
@@ -376,8 +377,14 @@ def _enroll_granted(grant: _Grant, identity, transport, inventory, source_ip) ->
         device.enrollment_method, device.enrollment_transport = EnrollmentMethod.CORPORATE_IDENTIFIER, transport
         records.device_apply_reported(device=device, actor=actor, data=identity)
     if grant.profile is not None:
-        Device.objects.filter(pk=device.pk).update(enrollment_profile=grant.profile)
-        device.enrollment_profile = grant.profile
+        profile_fields: dict[str, Any] = {"enrollment_profile": grant.profile}
+        if grant.profile.provisioning_minutes:
+            profile_fields["provisioning_deadline_at"] = timezone.now() + timedelta(
+                minutes=grant.profile.provisioning_minutes
+            )
+        Device.objects.filter(pk=device.pk).update(**profile_fields)
+        for field, value in profile_fields.items():
+            setattr(device, field, value)
         if grant.profile.device_group is not None:
             grant.profile.device_group.static_members.add(device)
     if grant.code is not None:

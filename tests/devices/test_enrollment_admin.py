@@ -64,6 +64,7 @@ def profile_form(people, **changes):
         "expires_at_0": "",
         "expires_at_1": "",
         "provisioning_minutes": "60",
+        "provisioning_action": "notify_and_mark_noncompliant",
     }
     return {**data, **changes}
 
@@ -77,6 +78,7 @@ def test_creating_a_profile_shows_its_token_once_and_the_token_enrols(admin_clie
     assert (profile.scope, profile.capacity, profile.platforms, profile.provisioning_minutes) == (
         people.scope_a, 25, ["android"], 60,
     )  # fmt: skip
+    assert profile.provisioning_action == "notify_and_mark_noncompliant"
     assert token.startswith(f"enr_{profile.token_prefix}_")
     assert "python -m agent enroll --server http://testserver --token" in page
     assert AuditEvent.objects.filter(verb="enrollment_profile.create", target_id=str(profile.pk)).exists()

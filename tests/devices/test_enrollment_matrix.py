@@ -208,6 +208,7 @@ def _add_form(people, **changes):
         "expires_at_0": "",
         "expires_at_1": "",
         "provisioning_minutes": "",
+        "provisioning_action": "notify",
     }
     return {**data, **changes}
 
