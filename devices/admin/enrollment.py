@@ -214,6 +214,9 @@ class _EnrollmentRestrictionFormBase(forms.ModelForm):
             "priority",
             "user_groups",
             "device_limit",
+            "notify_on_refusal",
+            "remediation_instructions",
+            "notify_repeat_minutes",
             "allowed_platforms",
             "block_personal",
         ]
@@ -332,6 +335,14 @@ class EnrollmentRestrictionAdmin(AuthzModelAdmin):
                     "description": VERSION_HELP,
                 },
             ),
+            (
+                "When a device is refused",
+                {
+                    "fields": ("notify_on_refusal", "remediation_instructions", "notify_repeat_minutes"),
+                    "description": "Every refusal is recorded under Enrollment failures; these settings decide "
+                    "who is emailed and what the person is told to do.",
+                },
+            ),
         )
 
     def has_delete_permission(self, request, obj=None):
@@ -382,6 +393,9 @@ class EnrollmentRestrictionAdmin(AuthzModelAdmin):
             allowed_platforms=data.get("allowed_platforms") or [],
             os_versions=form.os_versions(),
             block_personal=data.get("block_personal") or [],
+            notify_on_refusal=data.get("notify_on_refusal", True),
+            remediation_instructions=data.get("remediation_instructions", ""),
+            notify_repeat_minutes=60 if data.get("notify_repeat_minutes") is None else data["notify_repeat_minutes"],
         )
         obj.pk = saved.pk
 

@@ -36,6 +36,18 @@ class EnrollmentRestriction(models.Model):
     block_personal = models.JSONField(
         default=list, blank=True, help_text="Platforms on which personally owned devices may not enrol."
     )
+    # Remediation when this restriction refuses a device.
+    notify_on_refusal = models.BooleanField(
+        default=True, help_text="Email the person (what was refused and how to fix it) and IT."
+    )
+    remediation_instructions = models.TextField(
+        blank=True, help_text="Added to the person's email, e.g. how to update the OS or whom to call."
+    )
+    notify_repeat_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MaxValueValidator(7 * 24 * 60)],
+        help_text="The same refusal of the same person is not emailed again within this many minutes.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

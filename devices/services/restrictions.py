@@ -291,6 +291,9 @@ def enrollment_restriction_save(
     allowed_platforms: Iterable[str] = (),
     os_versions: dict[str, dict[str, str]] | None = None,
     block_personal: Iterable[str] = (),
+    notify_on_refusal: bool = True,
+    remediation_instructions: str = "",
+    notify_repeat_minutes: int = 60,
 ) -> EnrollmentRestriction:
     """Create or update a restriction. The default one keeps its place (last) and targets everyone."""
     if restriction is not None and restriction.pk is not None:
@@ -313,9 +316,16 @@ def enrollment_restriction_save(
     for field, value in clean.items():
         setattr(restriction, field, value)
     restriction.description = description or ""
+    restriction.notify_on_refusal = bool(notify_on_refusal)
+    restriction.remediation_instructions = (remediation_instructions or "").strip()
+    restriction.notify_repeat_minutes = notify_repeat_minutes
+    restriction.full_clean(validate_unique=False, validate_constraints=False)
     restriction.save()
     restriction.user_groups.set(groups)
-    fields = ("name", "description", "priority", "device_limit", "allowed_platforms", "os_versions", "block_personal")
+    fields = (
+        "name", "description", "priority", "device_limit", "allowed_platforms", "os_versions", "block_personal",
+        "notify_on_refusal", "remediation_instructions", "notify_repeat_minutes",
+    )  # fmt: skip
     audit_record(
         actor=actor,
         verb="enrollment_restriction.create" if created else "enrollment_restriction.update",
@@ -397,10 +407,13 @@ def _device_words(failure: EnrollmentFailure) -> str:
 
 def _repeat_of_notified(failure: EnrollmentFailure) -> bool:
     """The same refusal of the same person (or token) was already emailed within the window."""
+    window = (
+        timedelta(minutes=failure.restriction.notify_repeat_minutes) if failure.restriction else NOTIFY_REPEAT_WINDOW
+    )
     same = EnrollmentFailure.objects.filter(
         reason_code=failure.reason_code,
         restriction_id=failure.restriction_id,
-        notified_at__gte=timezone.now() - NOTIFY_REPEAT_WINDOW,
+        notified_at__gte=timezone.now() - window,
     ).exclude(pk=failure.pk)
     if failure.user_id is not None:
         return same.filter(user_id=failure.user_id).exists()
@@ -422,12 +435,18 @@ def enrollment_failure_notify(*, failure_id: int, actor: Actor | None = None) ->
         .filter(pk=failure_id)
         .first()
     )
-    if failure is None or failure.notified_at is not None or _repeat_of_notified(failure):
+    if failure is None or failure.notified_at is not None:
+        return False
+    if failure.restriction is not None and not failure.restriction.notify_on_refusal:
+        return False  # this restriction's remediation is "tell nobody"
+    if _repeat_of_notified(failure):
         return False
     device = _device_words(failure)
     when = timezone.localtime(failure.created_at).strftime("%Y-%m-%d %H:%M %Z")
     rule = f"enrolment restriction '{failure.restriction.name}'" if failure.restriction else failure.reason_code
     person = failure.user
+    extra = failure.restriction.remediation_instructions if failure.restriction else ""
+    instructions = f"How to fix it:\n{extra}\n\n" if extra else ""
     sent = 0
     if person is not None and person.email:
         greeting = f"Hello {person.first_name}," if person.first_name else "Hello,"
@@ -435,7 +454,8 @@ def enrollment_failure_notify(*, failure_id: int, actor: Actor | None = None) ->
             subject=f"Your {device} could not be enrolled",
             message=(
                 f"{greeting}\n\nYour {device} could not be enrolled in device management on {when}.\n\n"
-                f"{failure.message}\n\nIT has been told as well. Reply to your IT helpdesk if you need help.\n"
+                f"{failure.message}\n\n{instructions}"
+                "IT has been told as well. Reply to your IT helpdesk if you need help.\n"
             ),
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[person.email],

@@ -173,6 +173,9 @@ def restriction_form(**changes):
         "os_ios_min": "16.0",
         "os_ios_max": "17",
         "os_android_min": "13",
+        "notify_on_refusal": "on",
+        "remediation_instructions": "Update the phone, then enrol it again.",
+        "notify_repeat_minutes": 30,
     }
     return {**data, **changes}
 
@@ -187,6 +190,8 @@ def test_creating_a_restriction_through_the_form(admin_client, people):
     assert restriction.allowed_platforms == ["ios", "android"]
     assert restriction.block_personal == ["android"]
     assert restriction.os_versions == {"ios": {"min": "16.0", "max": "17"}, "android": {"min": "13", "max": ""}}
+    assert (restriction.notify_on_refusal, restriction.notify_repeat_minutes) == (True, 30)
+    assert restriction.remediation_instructions == "Update the phone, then enrol it again."
     assert AuditEvent.objects.filter(verb="enrollment_restriction.create", target_id=str(restriction.pk)).exists()
 
     # The form shows what was saved, and the list summarises it.

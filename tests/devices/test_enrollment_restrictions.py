@@ -332,6 +332,28 @@ def test_a_refusal_emails_the_person_and_it_once(client, people, mailoutbox, dja
     assert again.notified_at is None
 
 
+def test_remediation_is_configured_per_restriction(client, people, mailoutbox, django_capture_on_commit_callbacks):
+    staff = group("Staff", people.employee)
+    quiet = restriction("Apple only", 1, [staff], allowed_platforms=["ios"], notify_on_refusal=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        _, failure = refused(client, ["'Apple only'"], enrollment_code=code_for(people.employee), device=identity())
+    assert mailoutbox == []  # recorded, but this restriction emails nobody
+    failure.refresh_from_db()
+    assert failure.notified_at is None
+
+    enrollment_restriction_save(
+        actor=SYSTEM, restriction=quiet, name=quiet.name, priority=1, user_groups=[staff], allowed_platforms=["ios"],
+        remediation_instructions="Ask the service desk for a loan iPhone: extension 4242.", notify_repeat_minutes=0,
+    )  # fmt: skip
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            refused(client, ["'Apple only'"], enrollment_code=code_for(people.employee), device=identity())
+    to_person = [m for m in mailoutbox if m.to == ["employee@example.com"]]
+    # A window of 0 minutes: every refusal is emailed, with the instructions.
+    assert len(to_person) == 2
+    assert "How to fix it:\nAsk the service desk for a loan iPhone: extension 4242." in to_person[0].body
+
+
 def test_anonymous_bad_tokens_are_recorded_but_email_nobody(
     client, people, mailoutbox, django_capture_on_commit_callbacks
 ):
