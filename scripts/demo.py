@@ -25,6 +25,7 @@ PYTHON = sys.executable
 MANAGE = [PYTHON, str(BASE_DIR / "manage.py")]
 CELERY = [PYTHON, "-m", "celery", "-A", "mdm_portal"]
 HOST = "127.0.0.1"
+SIMULATED_DEVICES = 20
 START_TIMEOUT = 60  # seconds for the web server to answer
 STOP_TIMEOUT = 20  # seconds for a process to stop before it is killed
 
@@ -122,6 +123,16 @@ def main() -> int:
             say(f"manage.py {step[0]} failed (see above); the demo was not started.")
             return 1
 
+    # The simulated fleet keeps the console alive; its token goes to the simulator in its environment.
+    fleet = subprocess.run(  # noqa: S603
+        [*MANAGE, "demo_fleet"], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    if fleet.returncode != 0:
+        say(f"manage.py demo_fleet failed: {fleet.stderr.strip()}")
+        return 1
+    say(fleet.stderr.strip())
+    simulator_env = {**env, "MDM_ENROLLMENT_TOKEN": fleet.stdout.strip().splitlines()[-1]}
+
     stopping = threading.Event()
 
     def request_stop(signum, frame):
@@ -152,14 +163,25 @@ def main() -> int:
                     [*MANAGE, "demo_org", "--logins"], cwd=BASE_DIR, env=env, capture_output=True, text=True
                 )
                 print(logins.stdout.rstrip(), flush=True)
-                say("The demo is running: web server, Celery worker and Celery beat. Press Ctrl-C to stop.")
+                simulator = Child(
+                    "fleet", "The fleet simulator",
+                    [PYTHON, "-m", "agent", "simulate", "--server", f"http://{HOST}:{port}", "--devices",
+                     str(SIMULATED_DEVICES), "--interval", "60", "--duration", str(7 * 24 * 3600), "--seed", "2026"],
+                    simulator_env,
+                )  # fmt: skip
+                simulator.reader.start()
+                children.append(simulator)
+                say(
+                    f"The demo is running: web server, Celery worker, Celery beat and {SIMULATED_DEVICES} simulated "
+                    "devices checking in every minute. Press Ctrl-C to stop."
+                )
             elif time.monotonic() - started > START_TIMEOUT:
                 say(f"The web server did not answer on http://{HOST}:{port}/ within {START_TIMEOUT} s; stopping.")
                 stop(children)
                 return 1
         stopping.wait(0.5)
 
-    say("Stopping the web server, the Celery worker and Celery beat...")
+    say("Stopping the fleet simulator, the web server, the Celery worker and Celery beat...")
     stop(children)
     say("Stopped.")
     return 0
