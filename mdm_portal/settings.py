@@ -275,7 +275,6 @@ LOGGING = {
 
 # Device management
 MDM_CHECKIN_INTERVAL_SECONDS = int(os.environ.get("MDM_CHECKIN_INTERVAL_SECONDS", "900"))
-MDM_DEVICE_LIMIT_PER_USER = int(os.environ.get("MDM_DEVICE_LIMIT_PER_USER", "5"))
 MDM_AGENT_MAX_BODY_BYTES = 256 * 1024
 # Resource gates: let devices no compliance policy has evaluated yet through (until policies exist).
 MDM_ACCESS_ALLOW_NOT_EVALUATED = env_bool("MDM_ACCESS_ALLOW_NOT_EVALUATED", default=True)

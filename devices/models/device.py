@@ -33,7 +33,7 @@ class Device(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="device id")
     name = models.CharField(max_length=255)
     platform = models.CharField(max_length=20, choices=Platform.choices)
-    os_version = models.CharField(max_length=64, blank=True)
+    os_version = models.CharField(max_length=64, blank=True, verbose_name="OS version")
     os_version_key = models.CharField(max_length=32, blank=True, editable=False)
     model = models.CharField(max_length=128, blank=True)
     manufacturer = models.CharField(max_length=128, blank=True)
