@@ -103,6 +103,23 @@ def device_changelist_queryset(*, user, query: str) -> QuerySet[Device]:
     return model_admin.get_changelist_instance(request).get_queryset(request)
 
 
+HARDWARE_FIELDS = ("uuid", "platform", "os_version", "model", "manufacturer", "serial_number", "imei")
+LIFECYCLE_FIELDS = (
+    "lifecycle_state",
+    "compliance_state",
+    "enrollment_method",
+    "enrollment_transport",
+    "enrolled_at",
+    "last_checkin_at",
+    "retired_at",
+    "provisioning_deadline_at",
+    "provisioned_at",
+    "provisioning_overdue_at",
+    "created_at",
+    "updated_at",
+)
+
+
 @admin.register(Device)
 class DeviceAdmin(AuthzModelAdmin):
     actions = [_bulk_action(action) for action in ACTIONS.values()]
@@ -134,51 +151,11 @@ class DeviceAdmin(AuthzModelAdmin):
     autocomplete_fields = ["primary_user"]
     fieldsets = (
         (None, {"fields": ("name", "ownership", "scope", "primary_user")}),
-        (
-            "Hardware and OS",
-            {"fields": ("uuid", "platform", "os_version", "model", "manufacturer", "serial_number", "imei")},
-        ),
-        (
-            "Lifecycle",
-            {
-                "fields": (
-                    "lifecycle_state",
-                    "compliance_state",
-                    "enrollment_method",
-                    "enrollment_transport",
-                    "enrolled_at",
-                    "last_checkin_at",
-                    "retired_at",
-                    "provisioning_deadline_at",
-                    "provisioned_at",
-                    "provisioning_overdue_at",
-                    "created_at",
-                    "updated_at",
-                )
-            },
-        ),
+        ("Hardware and OS", {"fields": HARDWARE_FIELDS}),
+        ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
     )
-    readonly_fields = [
-        "uuid",
-        "platform",
-        "os_version",
-        "model",
-        "manufacturer",
-        "serial_number",
-        "imei",
-        "lifecycle_state",
-        "compliance_state",
-        "enrollment_method",
-        "enrollment_transport",
-        "enrolled_at",
-        "last_checkin_at",
-        "retired_at",
-        "provisioning_deadline_at",
-        "provisioned_at",
-        "provisioning_overdue_at",
-        "created_at",
-        "updated_at",
-    ]
+    # Everything but the first section is reported by the device or set by the lifecycle.
+    readonly_fields = [*HARDWARE_FIELDS, *LIFECYCLE_FIELDS]
 
     def has_add_permission(self, request, *args):
         # Devices come from enrolment and corporate-identifier import, not from a blank form.
