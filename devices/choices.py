@@ -68,6 +68,9 @@ class CommandType(models.TextChoices):
     RESTART = "restart", "Restart"
     RENAME = "rename", "Rename"
     RESET_PASSCODE = "reset_passcode", "Reset passcode"
+    INSTALL_PROFILE = "install_profile", "Install configuration profile"
+    REMOVE_PROFILE = "remove_profile", "Remove configuration profile"
+    NOTIFY = "notify", "Notification"
 
 
 class CommandStatus(models.TextChoices):

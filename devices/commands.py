@@ -63,6 +63,17 @@ class DeviceAction:
         """Device fields to update once the device confirms (``devices.services`` writes them)."""
         return {}
 
+    def delivery_payload(self, device, payload: dict[str, Any]) -> dict[str, Any]:
+        """What the device receives at check-in, from the stored payload.
+
+        Desired-state commands store a reference and render here, so a payload (and any secret in
+        it) is never copied into every device's command row.
+        """
+        return payload
+
+    def result_recorded(self, device, command) -> None:
+        """Called once the device's final answer (acknowledged or error) is stored, in its transaction."""
+
 
 class SyncAction(DeviceAction):
     type = CommandType.SYNC
@@ -154,14 +165,22 @@ class ResetPasscodeAction(DeviceAction):
         return dict(params)
 
 
+# The actions people queue (admin, API, Company Portal).
 ACTIONS: dict[str, DeviceAction] = {
     action.type: action
     for action in (SyncAction(), LockAction(), RestartAction(), RenameAction(), ResetPasscodeAction())
 }
+# Actions only automation queues (a profile's fan-out, a noncompliance schedule); other stage apps
+# register theirs here from their ``AppConfig.ready``.
+SYSTEM_ACTIONS: dict[str, DeviceAction] = {}
+
+
+def register_system_action(action: DeviceAction) -> None:
+    SYSTEM_ACTIONS[action.type] = action
 
 
 def get_action(command_type: str) -> DeviceAction:
-    try:
-        return ACTIONS[command_type]
-    except KeyError:
-        raise ValidationError(f"Unknown command {command_type!r}. Use one of: {', '.join(sorted(ACTIONS))}.") from None
+    action = ACTIONS.get(command_type) or SYSTEM_ACTIONS.get(command_type)
+    if action is None:
+        raise ValidationError(f"Unknown command {command_type!r}. Use one of: {', '.join(sorted(ACTIONS))}.")
+    return action

@@ -63,7 +63,9 @@ def _transition(
 @transaction.atomic
 def enroll(device: Device, *, actor: Actor, at: datetime | None = None) -> Device:
     """``at``: when it happened, if not now (an import or a replayed record)."""
-    return _transition(
+    from .signals import device_enrolled
+
+    _transition(
         device,
         actor=actor,
         verb="enroll",
@@ -71,6 +73,8 @@ def enroll(device: Device, *, actor: Actor, at: datetime | None = None) -> Devic
         target=State.ENROLLED,
         extra={"enrolled_at": at or timezone.now()},
     )
+    device_enrolled.send(sender=Device, device=device)
+    return device
 
 
 @transaction.atomic

@@ -35,4 +35,11 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Flags devices that did not apply their initial settings within their enrolment profile's "
         "time limit, and notifies or marks them noncompliant as the profile says.",
     ),
+    Schedule(
+        name="Reconcile configuration profiles",
+        task="policies.tasks.profiles_reconcile",
+        every_seconds=60 * 60,
+        description="Re-targets every configuration profile: devices that joined or left a group, changed owner "
+        "or OS since the last change receive or lose profiles.",
+    ),
 )

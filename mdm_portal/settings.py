@@ -278,3 +278,7 @@ MDM_CHECKIN_INTERVAL_SECONDS = int(os.environ.get("MDM_CHECKIN_INTERVAL_SECONDS"
 MDM_AGENT_MAX_BODY_BYTES = 256 * 1024
 # Resource gates: let devices no compliance policy has evaluated yet through (until policies exist).
 MDM_ACCESS_ALLOW_NOT_EVALUATED = env_bool("MDM_ACCESS_ALLOW_NOT_EVALUATED", default=True)
+# Key(s) that encrypt stored profile secrets (Wi-Fi and account passwords): comma-separated Fernet
+# keys, newest first, so a key can be rotated. Default: derived from SECRET_KEY (changing SECRET_KEY
+# then makes stored secrets unreadable: set this in production).
+MDM_SECRETS_KEYS = [k.strip() for k in os.environ.get("MDM_SECRETS_KEYS", "").split(",") if k.strip()]

@@ -34,6 +34,8 @@ class DeviceCommand(models.Model):
     requested_by_label = models.CharField(max_length=255)
     # Commands queued by one bulk request share a batch id, so its progress can be followed.
     batch = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
+    # What a desired-state command is about ("profile:<uuid>"), so a newer one can replace it.
+    subject = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     send_count = models.PositiveSmallIntegerField(default=0)
@@ -52,6 +54,11 @@ class DeviceCommand(models.Model):
                 name="command_open_idx",
             ),
             models.Index(fields=["status", "deadline_at"], name="command_deadline_idx"),
+            models.Index(
+                fields=["subject", "device"],
+                condition=Q(status__in=["queued", "sent", "not_now"]) & ~Q(subject=""),
+                name="command_open_subject_idx",
+            ),
         ]
 
     def __str__(self) -> str:

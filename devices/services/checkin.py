@@ -17,6 +17,7 @@ from django.utils import timezone
 from mdm_portal.core.audit import Actor, audit_record
 
 from ..models import OPEN_STATUSES, Device, DeviceCommand, DeviceInventory
+from ..signals import device_checked_in
 from ..versions import version_key
 from .commands import device_commands_deliver
 
@@ -73,12 +74,15 @@ def device_checkin(
 
     ``inventory`` is None when it is unchanged (``digest`` equals the stored one) and was not parsed.
     """
-    if inventory is None or digest == device.inventory_hash:
+    changed = not (inventory is None or digest == device.inventory_hash)
+    if changed:
+        device_inventory_store(device=device, inventory=inventory, digest=digest)
+    else:
         now = timezone.now()
         Device.objects.filter(pk=device.pk).update(last_checkin_at=now)
         device.last_checkin_at = now
-    else:
-        device_inventory_store(device=device, inventory=inventory, digest=digest)
+    # Receivers (compliance evaluation) may queue commands: they go out in this same reply.
+    device_checked_in.send(sender=Device, device=device, inventory_changed=changed, first=first)
     commands = device_commands_deliver(device=device)
     # Only a device still inside its provisioning window pays for the check below. The enrolment
     # reply (``first``) never counts: what enrolment assigns may still be on its way.

@@ -43,6 +43,7 @@ def device_command_queue(
         raise ValidationError(eligibility.reason)
     now = timezone.now()
     _tell(Device.objects.filter(pk=device.pk))
+    device.command_seq += 1  # so a reply built from this same object hands it out
     command = DeviceCommand.objects.create(
         device=device,
         command_type=action.type,
@@ -116,6 +117,35 @@ def device_command_queue_bulk(
     return {"queued": queued, "skipped": skipped, "batch": str(batch_id)}
 
 
+@transaction.atomic
+def desired_state_commands_queue(*, commands: list[DeviceCommand]) -> list[DeviceCommand]:
+    """Queue commands that bring devices to their desired state (automation, never a person).
+
+    Each command has a ``subject`` ("profile:<uuid>"): an open command of the same subject for the
+    same device is cancelled first, so a device never receives an outdated version. Set-based: one
+    UPDATE per subject, one INSERT batch, one UPDATE of the devices. The caller audits the request.
+    """
+    if not commands:
+        return []
+    now = timezone.now()
+    by_subject: dict[str, list[int]] = {}
+    for command in commands:
+        if not command.subject:
+            raise ValueError("A desired-state command needs a subject.")
+        by_subject.setdefault(command.subject, []).append(command.device_id)
+        command.deadline_at = command.deadline_at or now + timedelta(
+            hours=get_action(command.command_type).lifetime_hours
+        )
+        command.priority = get_action(command.command_type).priority
+    for subject, device_ids in by_subject.items():
+        DeviceCommand.objects.filter(subject=subject, device_id__in=device_ids, status__in=OPEN_STATUSES).update(
+            status=CommandStatus.CANCELLED, completed_at=now, payload={}, error="Replaced by a newer version."
+        )
+    created = DeviceCommand.objects.bulk_create(commands, batch_size=BULK_BATCH)
+    _tell(Device.objects.filter(pk__in={c.device_id for c in commands}))
+    return created
+
+
 def _tell(devices: QuerySet[Device]) -> None:
     """Mark devices as having something new to be told at their next check-in."""
     devices.update(command_seq=F("command_seq") + 1)
@@ -146,7 +176,14 @@ def device_commands_deliver(*, device: Device) -> list[dict[str, Any]]:
         Device.objects.filter(pk=device.pk, command_seq_delivered__lt=device.command_seq).update(
             command_seq_delivered=device.command_seq
         )
-    return [{"id": str(row["uuid"]), "type": row["command_type"], "payload": row["payload"]} for row in pending]
+    return [
+        {
+            "id": str(row["uuid"]),
+            "type": row["command_type"],
+            "payload": get_action(row["command_type"]).delivery_payload(device, row["payload"]),
+        }
+        for row in pending
+    ]
 
 
 RESULT_STATUSES = {
@@ -204,6 +241,8 @@ def device_command_results_record(*, device: Device, results: list[dict[str, Any
             changes = action.acknowledged(device, command, command.result)
             if changes:
                 records.device_apply_reported(device=device, actor=actor, data=changes)
+        if status != CommandStatus.NOT_NOW:
+            action.result_recorded(device, command)
     return {"accepted": accepted, "unknown": unknown}
 
 

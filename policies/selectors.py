@@ -1,3 +1,0 @@
-"""Reads for configuration profiles, compliance policies, assignments and their evaluation, restricted
-by ``core.authz``.
-"""
