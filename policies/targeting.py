@@ -26,7 +26,7 @@ NOTHING = Q(pk__in=[])
 
 def _target_q(assignment: AssignmentBase) -> Q:
     if assignment.target == AssignmentTarget.ALL_DEVICES:
-        return Q()
+        return Q(pk__isnull=False)  # always true, and usable where an empty Q() is not (When)
     if assignment.target == AssignmentTarget.USER_GROUP:
         if assignment.user_group_id is None:
             return NOTHING
