@@ -76,11 +76,18 @@ class Messages:
 
 def measure(label: str, run, messages: Messages, devices: int) -> None:
     queries = 0
+    slowest: list[tuple[float, str]] = []
 
     def counter(execute, sql, params, many, context):
         nonlocal queries
         queries += 1
-        return execute(sql, params, many, context)
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            slowest.append((time.perf_counter() - began, sql[:160]))
+            slowest.sort(reverse=True)
+            del slowest[3:]
 
     sent_before = messages.sent
     start = time.perf_counter()
@@ -92,6 +99,9 @@ def measure(label: str, run, messages: Messages, devices: int) -> None:
         f"{label:<34} {seconds:7.1f} s  {devices / seconds:9,.0f} devices/s  {queries:6,} queries  "
         f"{messages.sent - sent_before} task message(s)  peak RSS {rss:,.0f} MB"
     )
+    if os.environ.get("BENCH_SLOWEST"):
+        for took, sql in slowest:
+            print(f"    {took:6.2f} s  {sql}")
 
 
 def main():

@@ -207,7 +207,7 @@ class ProfileDelivery(models.Model):
 
     class Meta:
         verbose_name_plural = "profile deliveries"
-        ordering = ["profile", "device"]
+        ordering = ["profile_id", "device_id"]
         constraints = [models.UniqueConstraint(fields=["device", "profile"], name="delivery_device_profile_unique")]
         indexes = [models.Index(fields=["profile", "state"], name="delivery_profile_state_idx")]
 
@@ -234,7 +234,7 @@ class ComplianceFailure(models.Model):
     since = models.DateTimeField()
 
     class Meta:
-        ordering = ["device", "rule"]
+        ordering = ["device_id", "rule"]
         constraints = [
             models.UniqueConstraint(
                 fields=["device", "policy", "rule"], condition=Q(policy__isnull=False), name="failure_policy_unique"
@@ -308,7 +308,7 @@ class ComplianceSnapshot(models.Model):
     count = models.PositiveIntegerField()
 
     class Meta:
-        ordering = ["day", "scope", "state"]
+        ordering = ["day", "scope_id", "state"]
         constraints = [models.UniqueConstraint(fields=["day", "scope", "state"], name="snapshot_unique")]
 
     def __str__(self) -> str:

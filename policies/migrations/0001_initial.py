@@ -8,225 +8,606 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('core', '0007_scoped_policy_permissions'),
-        ('devices', '0014_desired_state_commands'),
+        ("core", "0007_scoped_policy_permissions"),
+        ("devices", "0014_desired_state_commands"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ComplianceSettings',
+            name="ComplianceSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('no_policy_compliant', models.BooleanField(default=True, help_text='Off: a device no compliance policy applies to is noncompliant.', verbose_name='devices without a policy are compliant')),
-                ('validity_days', models.PositiveSmallIntegerField(default=30, help_text='A device that has not checked in for longer is noncompliant, whatever its policies say.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(365)], verbose_name='validity period (days)')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "no_policy_compliant",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Off: a device no compliance policy applies to is noncompliant.",
+                        verbose_name="devices without a policy are compliant",
+                    ),
+                ),
+                (
+                    "validity_days",
+                    models.PositiveSmallIntegerField(
+                        default=30,
+                        help_text="A device that has not checked in for longer is noncompliant, whatever its policies say.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(365),
+                        ],
+                        verbose_name="validity period (days)",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'compliance settings',
-                'verbose_name_plural': 'compliance settings',
+                "verbose_name": "compliance settings",
+                "verbose_name_plural": "compliance settings",
             },
         ),
         migrations.CreateModel(
-            name='CompliancePolicy',
+            name="CompliancePolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('name', models.CharField(max_length=150, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('platform', models.CharField(choices=[('ios', 'iOS'), ('ipados', 'iPadOS'), ('android', 'Android'), ('windows', 'Windows'), ('macos', 'macOS'), ('linux', 'Linux')], max_length=20)),
-                ('os_min', models.CharField(blank=True, max_length=32, verbose_name='minimum OS version')),
-                ('os_max', models.CharField(blank=True, max_length=32, verbose_name='maximum OS version')),
-                ('passcode_required', models.BooleanField(default=False)),
-                ('passcode_min_length', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(4), django.core.validators.MaxValueValidator(16)], verbose_name='minimum passcode length')),
-                ('passcode_min_quality', models.CharField(blank=True, choices=[('numeric', 'Numeric (digits)'), ('alphanumeric', 'Alphanumeric (letters and digits)'), ('complex', 'Complex (letters, digits and symbols)')], max_length=20, verbose_name='minimum passcode quality')),
-                ('encryption_required', models.BooleanField(default=False)),
-                ('jailbreak_blocked', models.BooleanField(default=False, verbose_name='block jailbroken or rooted devices')),
-                ('checkin_max_days', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(365)], verbose_name='maximum days since last check-in')),
-                ('blocked_apps', models.JSONField(blank=True, default=list, help_text='App identifiers (bundle id or package name) that must not be installed.')),
-                ('provisioning_on_time', models.BooleanField(default=False, verbose_name='provisioning must not be overdue')),
-                ('version', models.PositiveIntegerField(default=1, editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('scope', models.ForeignKey(blank=True, help_text="Only this scope's devices receive it and only its operators see it. Leave empty for the whole organisation.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='compliance_policies', to='core.scope')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("name", models.CharField(max_length=150, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "platform",
+                    models.CharField(
+                        choices=[
+                            ("ios", "iOS"),
+                            ("ipados", "iPadOS"),
+                            ("android", "Android"),
+                            ("windows", "Windows"),
+                            ("macos", "macOS"),
+                            ("linux", "Linux"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("os_min", models.CharField(blank=True, max_length=32, verbose_name="minimum OS version")),
+                ("os_max", models.CharField(blank=True, max_length=32, verbose_name="maximum OS version")),
+                ("passcode_required", models.BooleanField(default=False)),
+                (
+                    "passcode_min_length",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(4),
+                            django.core.validators.MaxValueValidator(16),
+                        ],
+                        verbose_name="minimum passcode length",
+                    ),
+                ),
+                (
+                    "passcode_min_quality",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("numeric", "Numeric (digits)"),
+                            ("alphanumeric", "Alphanumeric (letters and digits)"),
+                            ("complex", "Complex (letters, digits and symbols)"),
+                        ],
+                        max_length=20,
+                        verbose_name="minimum passcode quality",
+                    ),
+                ),
+                ("encryption_required", models.BooleanField(default=False)),
+                (
+                    "jailbreak_blocked",
+                    models.BooleanField(default=False, verbose_name="block jailbroken or rooted devices"),
+                ),
+                (
+                    "checkin_max_days",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(365),
+                        ],
+                        verbose_name="maximum days since last check-in",
+                    ),
+                ),
+                (
+                    "blocked_apps",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="App identifiers (bundle id or package name) that must not be installed.",
+                    ),
+                ),
+                (
+                    "provisioning_on_time",
+                    models.BooleanField(default=False, verbose_name="provisioning must not be overdue"),
+                ),
+                ("version", models.PositiveIntegerField(default=1, editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "scope",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Only this scope's devices receive it and only its operators see it. Leave empty for the whole organisation.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="compliance_policies",
+                        to="core.scope",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'compliance policies',
-                'ordering': ['name'],
+                "verbose_name_plural": "compliance policies",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ConfigurationProfile',
+            name="ConfigurationProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('name', models.CharField(max_length=150, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('passcode', 'Passcode'), ('encryption', 'Encryption'), ('restrictions', 'Device restrictions'), ('wifi', 'Wi-Fi'), ('vpn', 'VPN'), ('email', 'Email account'), ('certificate', 'Trusted certificate')], max_length=20)),
-                ('platforms', models.JSONField(blank=True, default=list, help_text='Platforms that receive it. Empty: every platform that can express it.')),
-                ('settings', models.JSONField(blank=True, default=dict)),
-                ('secret_settings', models.TextField(blank=True, editable=False)),
-                ('version', models.PositiveIntegerField(default=1, editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('scope', models.ForeignKey(blank=True, help_text="Only this scope's devices receive it and only its operators see it. Leave empty for the whole organisation.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='profiles', to='core.scope')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("name", models.CharField(max_length=150, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("passcode", "Passcode"),
+                            ("encryption", "Encryption"),
+                            ("restrictions", "Device restrictions"),
+                            ("wifi", "Wi-Fi"),
+                            ("vpn", "VPN"),
+                            ("email", "Email account"),
+                            ("certificate", "Trusted certificate"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "platforms",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Platforms that receive it. Empty: every platform that can express it.",
+                    ),
+                ),
+                ("settings", models.JSONField(blank=True, default=dict)),
+                ("secret_settings", models.TextField(blank=True, editable=False)),
+                ("version", models.PositiveIntegerField(default=1, editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "scope",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Only this scope's devices receive it and only its operators see it. Leave empty for the whole organisation.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="profiles",
+                        to="core.scope",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'permissions': [('resend_configurationprofile', 'Can resend a configuration profile to devices')],
+                "ordering": ["name"],
+                "permissions": [("resend_configurationprofile", "Can resend a configuration profile to devices")],
             },
         ),
         migrations.CreateModel(
-            name='NoncomplianceAction',
+            name="NoncomplianceAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('mark_noncompliant', 'Mark the device noncompliant'), ('email', 'Email the user'), ('push', 'Push a notification to the device'), ('lock', 'Lock the device remotely'), ('retire', 'Propose retirement (IT approves)')], max_length=20)),
-                ('days_after', models.PositiveSmallIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(365)])),
-                ('message', models.TextField(blank=True, help_text='Added to the email or shown in the notification, above the list of what to fix.')),
-                ('policy', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='actions', to='policies.compliancepolicy')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("mark_noncompliant", "Mark the device noncompliant"),
+                            ("email", "Email the user"),
+                            ("push", "Push a notification to the device"),
+                            ("lock", "Lock the device remotely"),
+                            ("retire", "Propose retirement (IT approves)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "days_after",
+                    models.PositiveSmallIntegerField(
+                        default=0, validators=[django.core.validators.MaxValueValidator(365)]
+                    ),
+                ),
+                (
+                    "message",
+                    models.TextField(
+                        blank=True,
+                        help_text="Added to the email or shown in the notification, above the list of what to fix.",
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="actions",
+                        to="policies.compliancepolicy",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['policy', 'days_after', 'id'],
+                "ordering": ["policy", "days_after", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ComplianceActionRun',
+            name="ComplianceActionRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ran_at', models.DateTimeField()),
-                ('outcome', models.CharField(blank=True, max_length=255)),
-                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='devices.device')),
-                ('action', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='policies.noncomplianceaction')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("ran_at", models.DateTimeField()),
+                ("outcome", models.CharField(blank=True, max_length=255)),
+                (
+                    "device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="devices.device"
+                    ),
+                ),
+                (
+                    "action",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="policies.noncomplianceaction",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-ran_at'],
+                "ordering": ["-ran_at"],
             },
         ),
         migrations.CreateModel(
-            name='PolicyAssignment',
+            name="PolicyAssignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mode', models.CharField(choices=[('include', 'Include'), ('exclude', 'Exclude')], default='include', max_length=10)),
-                ('target', models.CharField(choices=[('all_devices', 'All devices'), ('user_group', 'User group (the devices of its members)'), ('device_group', 'Device group')], max_length=20)),
-                ('filter_platforms', models.JSONField(blank=True, default=list, verbose_name='only platforms')),
-                ('filter_ownership', models.CharField(blank=True, choices=[('corporate', 'Corporate'), ('personal', 'Personal')], max_length=20, verbose_name='only ownership')),
-                ('filter_os_min', models.CharField(blank=True, max_length=32, verbose_name='only OS version at least')),
-                ('filter_os_max', models.CharField(blank=True, max_length=32, verbose_name='only OS version at most')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('device_group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='devices.devicegroup')),
-                ('policy', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='policies.compliancepolicy')),
-                ('user_group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.usergroup')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("include", "Include"), ("exclude", "Exclude")], default="include", max_length=10
+                    ),
+                ),
+                (
+                    "target",
+                    models.CharField(
+                        choices=[
+                            ("all_devices", "All devices"),
+                            ("user_group", "User group (the devices of its members)"),
+                            ("device_group", "Device group"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("filter_platforms", models.JSONField(blank=True, default=list, verbose_name="only platforms")),
+                (
+                    "filter_ownership",
+                    models.CharField(
+                        blank=True,
+                        choices=[("corporate", "Corporate"), ("personal", "Personal")],
+                        max_length=20,
+                        verbose_name="only ownership",
+                    ),
+                ),
+                ("filter_os_min", models.CharField(blank=True, max_length=32, verbose_name="only OS version at least")),
+                ("filter_os_max", models.CharField(blank=True, max_length=32, verbose_name="only OS version at most")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "device_group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="devices.devicegroup",
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to="policies.compliancepolicy",
+                    ),
+                ),
+                (
+                    "user_group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.usergroup",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['policy', 'mode', 'id'],
+                "ordering": ["policy", "mode", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ProfileAssignment',
+            name="ProfileAssignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mode', models.CharField(choices=[('include', 'Include'), ('exclude', 'Exclude')], default='include', max_length=10)),
-                ('target', models.CharField(choices=[('all_devices', 'All devices'), ('user_group', 'User group (the devices of its members)'), ('device_group', 'Device group')], max_length=20)),
-                ('filter_platforms', models.JSONField(blank=True, default=list, verbose_name='only platforms')),
-                ('filter_ownership', models.CharField(blank=True, choices=[('corporate', 'Corporate'), ('personal', 'Personal')], max_length=20, verbose_name='only ownership')),
-                ('filter_os_min', models.CharField(blank=True, max_length=32, verbose_name='only OS version at least')),
-                ('filter_os_max', models.CharField(blank=True, max_length=32, verbose_name='only OS version at most')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('device_group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='devices.devicegroup')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='policies.configurationprofile')),
-                ('user_group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.usergroup')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("include", "Include"), ("exclude", "Exclude")], default="include", max_length=10
+                    ),
+                ),
+                (
+                    "target",
+                    models.CharField(
+                        choices=[
+                            ("all_devices", "All devices"),
+                            ("user_group", "User group (the devices of its members)"),
+                            ("device_group", "Device group"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("filter_platforms", models.JSONField(blank=True, default=list, verbose_name="only platforms")),
+                (
+                    "filter_ownership",
+                    models.CharField(
+                        blank=True,
+                        choices=[("corporate", "Corporate"), ("personal", "Personal")],
+                        max_length=20,
+                        verbose_name="only ownership",
+                    ),
+                ),
+                ("filter_os_min", models.CharField(blank=True, max_length=32, verbose_name="only OS version at least")),
+                ("filter_os_max", models.CharField(blank=True, max_length=32, verbose_name="only OS version at most")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "device_group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="devices.devicegroup",
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to="policies.configurationprofile",
+                    ),
+                ),
+                (
+                    "user_group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.usergroup",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['profile', 'mode', 'id'],
+                "ordering": ["profile", "mode", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ProfileDelivery',
+            name="ProfileDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('error', 'Error'), ('conflict', 'Conflict'), ('not_applicable', 'Not applicable')], default='pending', max_length=20)),
-                ('version', models.PositiveIntegerField(default=0)),
-                ('reason', models.TextField(blank=True)),
-                ('not_applicable', models.JSONField(blank=True, default=list)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('command', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='devices.devicecommand')),
-                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='profile_deliveries', to='devices.device')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='policies.configurationprofile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("error", "Error"),
+                            ("conflict", "Conflict"),
+                            ("not_applicable", "Not applicable"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(default=0)),
+                ("reason", models.TextField(blank=True)),
+                ("not_applicable", models.JSONField(blank=True, default=list)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "command",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="devices.devicecommand",
+                    ),
+                ),
+                (
+                    "device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="profile_deliveries",
+                        to="devices.device",
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="policies.configurationprofile",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'profile deliveries',
-                'ordering': ['profile', 'device'],
+                "verbose_name_plural": "profile deliveries",
+                "ordering": ["profile_id", "device_id"],
             },
         ),
         migrations.CreateModel(
-            name='RetireApproval',
+            name="RetireApproval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.TextField()),
-                ('status', models.CharField(choices=[('pending', 'Waiting for IT'), ('approved', 'Approved (retirement started)'), ('dismissed', 'Dismissed')], default='pending', max_length=20)),
-                ('requested_at', models.DateTimeField()),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='retire_approvals', to='devices.device')),
-                ('policy', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='policies.compliancepolicy')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("reason", models.TextField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting for IT"),
+                            ("approved", "Approved (retirement started)"),
+                            ("dismissed", "Dismissed"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("requested_at", models.DateTimeField()),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="retire_approvals",
+                        to="devices.device",
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="policies.compliancepolicy",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-requested_at'],
+                "ordering": ["-requested_at"],
             },
         ),
         migrations.CreateModel(
-            name='ComplianceFailure',
+            name="ComplianceFailure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rule', models.CharField(choices=[('os_min', 'Minimum OS version'), ('os_max', 'Maximum OS version'), ('passcode_required', 'Passcode required'), ('passcode_min_length', 'Minimum passcode length'), ('passcode_min_quality', 'Minimum passcode quality'), ('encryption_required', 'Encryption required'), ('jailbreak_blocked', 'Jailbroken or rooted devices not allowed'), ('checkin_max_days', 'Maximum days since last check-in'), ('blocked_apps', 'Blocked apps absent'), ('provisioning_on_time', 'Provisioning not overdue'), ('validity', 'Checked in within the validity period'), ('no_policy', 'Has a compliance policy')], max_length=32)),
-                ('expected', models.CharField(blank=True, max_length=255)),
-                ('actual', models.CharField(blank=True, max_length=255)),
-                ('since', models.DateTimeField()),
-                ('device', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='compliance_failures', to='devices.device')),
-                ('policy', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='failures', to='policies.compliancepolicy')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "rule",
+                    models.CharField(
+                        choices=[
+                            ("os_min", "Minimum OS version"),
+                            ("os_max", "Maximum OS version"),
+                            ("passcode_required", "Passcode required"),
+                            ("passcode_min_length", "Minimum passcode length"),
+                            ("passcode_min_quality", "Minimum passcode quality"),
+                            ("encryption_required", "Encryption required"),
+                            ("jailbreak_blocked", "Jailbroken or rooted devices not allowed"),
+                            ("checkin_max_days", "Maximum days since last check-in"),
+                            ("blocked_apps", "Blocked apps absent"),
+                            ("provisioning_on_time", "Provisioning not overdue"),
+                            ("validity", "Checked in within the validity period"),
+                            ("no_policy", "Has a compliance policy"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("expected", models.CharField(blank=True, max_length=255)),
+                ("actual", models.CharField(blank=True, max_length=255)),
+                ("since", models.DateTimeField()),
+                (
+                    "device",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="compliance_failures",
+                        to="devices.device",
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="failures",
+                        to="policies.compliancepolicy",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['device', 'rule'],
-                'indexes': [models.Index(fields=['rule'], name='failure_rule_idx'), models.Index(fields=['policy', 'since'], name='failure_policy_since_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('policy__isnull', False)), fields=('device', 'policy', 'rule'), name='failure_policy_unique'), models.UniqueConstraint(condition=models.Q(('policy__isnull', True)), fields=('device', 'rule'), name='failure_org_unique')],
+                "ordering": ["device_id", "rule"],
+                "indexes": [
+                    models.Index(fields=["rule"], name="failure_rule_idx"),
+                    models.Index(fields=["policy", "since"], name="failure_policy_since_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("policy__isnull", False)),
+                        fields=("device", "policy", "rule"),
+                        name="failure_policy_unique",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("policy__isnull", True)),
+                        fields=("device", "rule"),
+                        name="failure_org_unique",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ComplianceSnapshot',
+            name="ComplianceSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('state', models.CharField(max_length=20)),
-                ('count', models.PositiveIntegerField()),
-                ('scope', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.scope')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("day", models.DateField()),
+                ("state", models.CharField(max_length=20)),
+                ("count", models.PositiveIntegerField()),
+                (
+                    "scope",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="core.scope"),
+                ),
             ],
             options={
-                'ordering': ['day', 'scope', 'state'],
-                'constraints': [models.UniqueConstraint(fields=('day', 'scope', 'state'), name='snapshot_unique')],
+                "ordering": ["day", "scope_id", "state"],
+                "constraints": [models.UniqueConstraint(fields=("day", "scope", "state"), name="snapshot_unique")],
             },
         ),
         migrations.AddConstraint(
-            model_name='noncomplianceaction',
-            constraint=models.UniqueConstraint(fields=('policy', 'action', 'days_after'), name='policy_action_unique'),
+            model_name="noncomplianceaction",
+            constraint=models.UniqueConstraint(fields=("policy", "action", "days_after"), name="policy_action_unique"),
         ),
         migrations.AddConstraint(
-            model_name='complianceactionrun',
-            constraint=models.UniqueConstraint(fields=('device', 'action'), name='action_run_unique'),
+            model_name="complianceactionrun",
+            constraint=models.UniqueConstraint(fields=("device", "action"), name="action_run_unique"),
         ),
         migrations.AddIndex(
-            model_name='profiledelivery',
-            index=models.Index(fields=['profile', 'state'], name='delivery_profile_state_idx'),
+            model_name="profiledelivery",
+            index=models.Index(fields=["profile", "state"], name="delivery_profile_state_idx"),
         ),
         migrations.AddConstraint(
-            model_name='profiledelivery',
-            constraint=models.UniqueConstraint(fields=('device', 'profile'), name='delivery_device_profile_unique'),
+            model_name="profiledelivery",
+            constraint=models.UniqueConstraint(fields=("device", "profile"), name="delivery_device_profile_unique"),
         ),
         migrations.AddConstraint(
-            model_name='retireapproval',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'pending')), fields=('device',), name='retire_approval_pending_unique'),
+            model_name="retireapproval",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "pending")), fields=("device",), name="retire_approval_pending_unique"
+            ),
         ),
     ]

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from devices.choices import CommandType, LifecycleState
 from devices.models import Device, DeviceCommand
@@ -315,7 +315,9 @@ def profile_fanout(profile_id: int, *, reason: str = "", recheck_related: bool =
             last = batch[-1][0]
             _fanout_batch(run, batch)
     with transaction.atomic():
-        gone = ProfileDelivery.objects.filter(profile=profile).exclude(device_id__in=targeted.values("pk"))
+        # NOT EXISTS, so PostgreSQL plans an anti-join (NOT IN over a subquery would be a nested loop).
+        in_target = Exists(targeted_devices(profile).filter(pk=OuterRef("device_id")))
+        gone = ProfileDelivery.objects.filter(profile=profile).filter(~in_target)
         held = list(
             gone.filter(state__in=HELD, device__lifecycle_state=LifecycleState.ENROLLED).values_list(
                 "device_id", flat=True
@@ -323,7 +325,7 @@ def profile_fanout(profile_id: int, *, reason: str = "", recheck_related: bool =
         )
         for start in range(0, len(held), FANOUT_BATCH):
             _queue_removal(profile, held[start : start + FANOUT_BATCH])
-        run.counts["removed"] = gone.delete()[0] if gone.exists() else 0
+        run.counts["removed"] = gone.delete()[0]
         audit_record(
             actor=Actor.system("profile fan-out"),
             verb="profile.fanout",
