@@ -9,3 +9,5 @@ from django.dispatch import Signal
 device_enrolled = Signal()
 # A device checked in. Arguments: ``device``, ``inventory_changed`` (bool), ``first`` (the enrolment reply).
 device_checked_in = Signal()
+# A device group's membership may have changed (members or rules). Arguments: ``group``.
+device_group_changed = Signal()

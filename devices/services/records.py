@@ -23,6 +23,7 @@ from ..choices import (
 )
 from ..models import Device, DeviceGroup, DeviceGroupRule
 from ..rules import rule_validate
+from ..signals import device_group_changed
 from ..versions import version_key
 
 DEVICE_EDITABLE_FIELDS = ("name", "ownership", "scope", "primary_user")
@@ -195,6 +196,7 @@ def device_group_save(
     audit_record(
         actor=actor, verb="device_group.create" if created else "device_group.update", target=group, changes=changes
     )
+    device_group_changed.send(sender=DeviceGroup, group=group)
     return group
 
 
@@ -217,12 +219,14 @@ def device_group_rules_set(*, actor: Actor, group: DeviceGroup, rules: list[tupl
         group.rules.all().delete()
         DeviceGroupRule.objects.bulk_create([DeviceGroupRule(group=group, field=f, value=v) for f, v in clean_rules])
         audit_record(actor=actor, verb="device_group.rules_set", target=group, changes={"rules": [before, after]})
+        device_group_changed.send(sender=DeviceGroup, group=group)
     return group
 
 
 @transaction.atomic
 def device_group_delete(*, actor: Actor, group: DeviceGroup) -> None:
     audit_record(actor=actor, verb="device_group.delete", target=group, changes=model_changes(group, GROUP_FIELDS))
+    device_group_changed.send(sender=DeviceGroup, group=group)  # before: receivers read who used it
     group.delete()
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from . import rbac
 from .audit import Actor, audit_record, model_changes
 from .models import APIToken, Role, RoleAssignment, Scope, User, UserGroup
+from .signals import user_group_changed
 
 TOKEN_PREFIX = "mdm"  # noqa: S105 (a label, not a secret)
 
@@ -83,6 +84,7 @@ def user_group_save(
     if members is not None:
         group.members.set(members)
         rbac.sync_for_user_groups([group.pk])
+        user_group_changed.send(sender=UserGroup, group=group)
     audit_record(
         actor=actor,
         verb="user_group.create" if created else "user_group.update",

@@ -1,5 +1,8 @@
 from django.db.models.signals import post_migrate
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
+
+# A user group's members may have changed (sent before a deletion too). Arguments: ``group``.
+user_group_changed = Signal()
 
 
 @receiver(post_migrate)

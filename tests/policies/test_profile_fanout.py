@@ -322,3 +322,30 @@ def test_fanout_queries_grow_with_batches_not_devices(scope_a, monkeypatch):
     three, five, seven = (_fanout_queries(scope_a, n, monkeypatch) for n in (15, 25, 35))
     assert seven - five == five - three  # the same cost for every batch of 5 devices, whatever the fleet
     assert (five - three) / 2 <= 12
+
+
+def test_a_user_joining_a_targeted_group_receives_the_profile(fleet, django_capture_on_commit_callbacks):
+    from mdm_portal.core.services import user_group_save
+
+    alice, bob, _ = fleet["users"]
+    group = group_with(alice)
+    profile = passcode(assignments=[{"target": "user_group", "user_group": group.pk}])
+    profile_fanout(profile.pk)
+    assert fleet["bob_ios"].pk not in deliveries(profile)
+    with django_capture_on_commit_callbacks(execute=True):
+        user_group_save(actor=SYSTEM, group=group, name=group.name, members=[alice, bob])
+    assert deliveries(profile)[fleet["bob_ios"].pk].state == DeliveryState.PENDING
+
+
+def test_a_device_group_rule_change_retargets(fleet, scope_a, django_capture_on_commit_callbacks):
+    from devices.choices import GroupMembershipType
+    from devices.services import device_group_rules_set, device_group_save
+
+    group = device_group_save(actor=SYSTEM, name="Androids", scope=scope_a, membership_type=GroupMembershipType.DYNAMIC)
+    device_group_rules_set(actor=SYSTEM, group=group, rules=[("platform", "android")])
+    profile = passcode(assignments=[{"target": "device_group", "device_group": group.pk}])
+    profile_fanout(profile.pk)
+    assert set(deliveries(profile)) == {fleet["alice_android"].pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        device_group_rules_set(actor=SYSTEM, group=group, rules=[("platform", "ios")])
+    assert set(deliveries(profile)) == {fleet["alice_ios"].pk, fleet["bob_ios"].pk}
