@@ -42,4 +42,19 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Re-targets every configuration profile: devices that joined or left a group, changed owner "
         "or OS since the last change receive or lose profiles.",
     ),
+    Schedule(
+        name="Evaluate fleet compliance",
+        task="policies.tasks.compliance_sweep_task",
+        every_seconds=60 * 60,
+        description="Evaluates every enrolled device against its compliance policies in id batches: grace periods "
+        "that ended, devices silent past the validity period, group and ownership changes; writes the day's "
+        "compliance counts for the dashboard trend.",
+    ),
+    Schedule(
+        name="Run noncompliance actions",
+        task="policies.tasks.compliance_actions_task",
+        every_seconds=15 * 60,
+        description="Runs each compliance policy's schedule for devices failing it long enough: mark noncompliant, "
+        "email the user, push a notification, lock, propose retirement to IT. Each action runs once per device.",
+    ),
 )

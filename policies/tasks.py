@@ -22,3 +22,27 @@ def profiles_reconcile() -> int:
     for profile_id in ids:
         profile_fanout(profile_id, reason="scheduled reconciliation", recheck_related=False)
     return len(ids)
+
+
+@shared_task(name="policies.tasks.compliance_sweep_task")
+def compliance_sweep_task() -> dict:
+    """Evaluate the whole fleet in id batches and write the day's snapshot (beat, hourly)."""
+    from .services.compliance import compliance_sweep
+
+    return compliance_sweep()
+
+
+@shared_task(name="policies.tasks.compliance_actions_task")
+def compliance_actions_task() -> dict:
+    """Run the noncompliance actions that are due (beat, every 15 minutes); each runs once per device."""
+    from .services.compliance_actions import compliance_actions_run
+
+    return compliance_actions_run()
+
+
+@shared_task(name="policies.tasks.policy_reevaluate_task", acks_late=True)
+def policy_reevaluate_task(policy_id: int, platform: str | None = None, scope_id: int | None = None) -> dict:
+    """Re-evaluate the devices one policy may apply to after a change (or, with platform and scope, a deletion)."""
+    from .services.compliance import policy_reevaluate
+
+    return policy_reevaluate(policy_id, platform=platform, scope_id=scope_id)
