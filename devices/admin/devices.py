@@ -153,9 +153,17 @@ class DeviceAdmin(AuthzModelAdmin):
         (None, {"fields": ("name", "ownership", "scope", "primary_user")}),
         ("Hardware and OS", {"fields": HARDWARE_FIELDS}),
         ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
+        ("Configuration and compliance", {"fields": ("configuration_and_compliance",)}),
     )
     # Everything but the first section is reported by the device or set by the lifecycle.
-    readonly_fields = [*HARDWARE_FIELDS, *LIFECYCLE_FIELDS]
+    readonly_fields = [*HARDWARE_FIELDS, *LIFECYCLE_FIELDS, "configuration_and_compliance"]
+
+    @admin.display(description="Compliance")
+    def configuration_and_compliance(self, obj):
+        from policies.admin.effective import compliance_summary
+
+        # render_change_form knows who is asking; the link is only for those who may follow it.
+        return compliance_summary(obj, link=getattr(obj, "effective_policy_visible", False))
 
     def has_add_permission(self, request, *args):
         # Devices come from enrolment and corporate-identifier import, not from a blank form.
@@ -220,6 +228,9 @@ class DeviceAdmin(AuthzModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
+            from policies.admin.effective import may_view_effective
+
+            obj.effective_policy_visible = may_view_effective(request.user, obj)
             context["remote_actions"] = self.remote_actions_for(request, obj)
             context["device_commands_url"] = (
                 reverse("admin:devices_devicecommand_changelist") + f"?device__id__exact={obj.pk}"

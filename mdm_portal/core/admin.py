@@ -3,9 +3,10 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
+from django.urls import reverse
 from django.utils.html import format_html
 
-from . import services
+from . import authz, services
 from .admin_base import AuthzAdminMixin, AuthzModelAdmin, ReadOnlyAdminMixin, ScopedRelatedListFilter
 from .models import APIToken, AuditEvent, Role, RoleAssignment, Scope, User, UserGroup
 from .roles import NEVER
@@ -42,13 +43,31 @@ class UserAdmin(AuthzAdminMixin, DjangoUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "scope", "password1", "password2")}),
     )
-    readonly_fields = ["last_login", "date_joined"]
+    readonly_fields = ["last_login", "date_joined", "effective_policy"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
             fields.append("is_superuser")
         return fields
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        policy_viewer = authz.has_any(request.user, "policies.view_configurationprofile") or authz.has_any(
+            request.user, "policies.view_compliancepolicy"
+        )
+        if obj is not None and policy_viewer:
+            fieldsets = (*fieldsets, ("Configuration and compliance", {"fields": ("effective_policy",)}))
+        return fieldsets
+
+    @admin.display(description="Their devices")
+    def effective_policy(self, obj):
+        url = reverse("admin:policies_effective_user", args=[obj.pk])
+        return format_html(
+            '<a href="{}" id="effective-policy-link">{}</a>',
+            url,
+            "Every setting and compliance rule that applies to their devices",
+        )
 
 
 class UserGroupForm(forms.ModelForm):
