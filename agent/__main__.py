@@ -18,8 +18,8 @@ from pathlib import Path
 
 from agent import __version__
 from agent.client import TRANSPORTS, AgentClient, DeviceRetired, ProtocolError, RateLimited
-from agent.executor import CommandExecutor
-from agent.fleet import DEFAULT_PLATFORM_MIX, parse_platform_mix
+from agent.executor import PROFILES_FILE, CommandExecutor
+from agent.fleet import DEFAULT_PLATFORM_MIX, DRIFT_EVENTS, parse_drift, parse_platform_mix
 from agent.inventory import collect_inventory, device_identity
 from agent.simulator import run_simulation
 from agent.state import AgentState, StateError, default_state_path, delete_state, load_state, save_state
@@ -105,14 +105,16 @@ def run_agent(
 ) -> int:
     """Check in, run the commands, report their results, sleep; until stopped (or once)."""
     stop = stop or threading.Event()
-    executor = executor or CommandExecutor(allow_changes=allow_changes)
+    executor = executor or CommandExecutor(
+        allow_changes=allow_changes, profiles_path=Path(state_path).with_name(PROFILES_FILE)
+    )
     unreported: dict[str, dict] = {}  # results the server has not taken yet, by command id
     failures = immediate = 0
     with AgentClient(state.server_url, secret=state.device_secret, timeout=timeout) as client:
         while True:
             wait = interval if interval is not None else state.checkin_interval_seconds or DEFAULT_INTERVAL
             try:
-                inventory = collect()
+                inventory = {**collect(), **executor.inventory()}
                 logger.debug("Inventory: %s", json.dumps(inventory, sort_keys=True))
                 reply = client.checkin(inventory)
                 failures = 0
@@ -224,6 +226,7 @@ def command_simulate(args: argparse.Namespace) -> int:
         return _fail(f"Give --token (or set {TOKEN_ENV}).", EXIT_USAGE)
     try:
         mix = parse_platform_mix(args.platform_mix)
+        drift = [parse_drift(text) for text in args.drift or []]
         report = run_simulation(
             args.server,
             args.token,
@@ -237,6 +240,7 @@ def command_simulate(args: argparse.Namespace) -> int:
             drift_rate=args.drift_rate,
             allow_remote=args.allow_remote,
             log=lambda message: print(message, file=sys.stderr, flush=True),
+            drift=drift,
         )
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -294,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--concurrency", type=int, default=16, help="worker threads (default: 16)")
     simulate.add_argument("--seed", help="makes the fleet reproducible (default: random, printed)")
     simulate.add_argument("--drift-rate", type=float, default=0.05, help="chance a check-in reports a change")
+    simulate.add_argument(
+        "--drift",
+        action="append",
+        metavar="[DEVICE:]EVENT[@N]",
+        help="make one device drift on cue: DEVICE is its number (default 0) or a platform (its first device), "
+        "N the check-in after enrolment (default 1); e.g. --drift windows:encryption_off@3. "
+        f"Events: {', '.join(DRIFT_EVENTS)}. Repeatable.",
+    )
     simulate.add_argument("--timeout", type=float, default=10, help="seconds to wait for the server (default: 10)")
     simulate.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -3,21 +3,49 @@
 Nothing on the host changes unless the agent runs with ``--allow-changes``: without it, a command
 that would change the host is answered with an ``error`` result saying what would have been run,
 so IT sees that it did not happen. A command this agent does not implement is an ``error`` too.
+
+Configuration profiles arrive as the Linux agent's JSON document (``linux-agent-profile``, see
+``policies/platforms/linux.py``): a list of actions. ``networkmanager_connection`` writes a
+NetworkManager keyfile (mode 0600) and reloads NetworkManager; ``trust_anchor`` puts a CA
+certificate into the system trust store and rebuilds it; ``check`` only reads the host (is the
+root file system encrypted?). What the agent installed is recorded next to its state
+(``profiles.json``), so ``remove_profile`` removes exactly those files, and the inventory reports
+the installed profiles (``profiles``). File contents (a Wi-Fi password) are never logged or echoed
+back in a result.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 ACKNOWLEDGED, ERROR, NOT_NOW = "acknowledged", "error", "not_now"
 RESULT_STATUSES = (ACKNOWLEDGED, ERROR, NOT_NOW)
 MAX_NAME_LENGTH = 255
+
+PROFILES_FILE = "profiles.json"
+PROFILE_FORMAT = "linux-agent-profile"
+PROFILE_SCHEMA = 1
+NM_CONNECTIONS = Path("/etc/NetworkManager/system-connections")
+NM_RELOAD = ("nmcli", "connection", "reload")
+# (the tool that rebuilds the trust store, where anchors go): Debian and Ubuntu, then Fedora and RHEL.
+TRUST_STORES = (
+    (("update-ca-certificates",), Path("/usr/local/share/ca-certificates")),
+    (("update-ca-trust", "extract"), Path("/etc/pki/ca-trust/source/anchors")),
+)
+# A file name the portal chose (never a path): it must stay inside the directory it is meant for.
+_SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 def acknowledged(command_id: str, data: dict | None = None) -> dict:
@@ -46,10 +74,65 @@ def run_command(argv: list[str], *, timeout: float = 30) -> tuple[int, str]:
     return completed.returncode, output[0] if output else f"exit status {completed.returncode}"
 
 
+def write_file(path: Path, content: str, mode: int) -> None:
+    """Replace ``path`` atomically with ``content``, created with ``mode`` (never readable by others first)."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def remove_file(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def root_encrypted() -> bool | None:
+    from agent.inventory import LinuxInventory
+
+    return LinuxInventory("/").encrypted()
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One change a profile makes: write or remove a file, or run a tool.
+
+    ``describe`` says what it does and never holds a file's content (it may carry a Wi-Fi password).
+    """
+
+    verb: str  # "write", "remove" or "run"
+    describe: str
+    path: Path | None = None
+    content: str = ""
+    mode: int = 0o644
+    argv: tuple[str, ...] = ()
+
+    @classmethod
+    def writing(cls, path: Path, content: str, mode: int) -> _Step:
+        return cls("write", f"write {path} (mode {mode:04o})", path=path, content=content, mode=mode)
+
+    @classmethod
+    def removing(cls, path: Path) -> _Step:
+        return cls("remove", f"remove {path}", path=path)
+
+    @classmethod
+    def running(cls, argv: Iterable[str]) -> _Step:
+        argv = tuple(argv)
+        return cls("run", f"run {shlex.join(argv)}", argv=argv)
+
+
 class CommandExecutor:
     """Executes commands from a check-in reply; ``sync_requested`` tells the run loop to check in again.
 
-    ``which`` and ``run`` are the host's tool lookup and process runner, replaceable in tests.
+    ``which``, ``run``, ``write``, ``remove`` and ``encrypted`` are the host's tool lookup, process
+    runner, file writer, file remover and root-encryption probe, replaceable in tests.
+    ``profiles_path`` keeps the record of installed profiles across restarts (memory only if None).
     """
 
     def __init__(
@@ -58,10 +141,19 @@ class CommandExecutor:
         allow_changes: bool = False,
         which: Callable[[str], str | None] = shutil.which,
         run: Callable[[list[str]], tuple[int, str]] = run_command,
+        write: Callable[[Path, str, int], None] = write_file,
+        remove: Callable[[Path], None] = remove_file,
+        encrypted: Callable[[], bool | None] = root_encrypted,
+        profiles_path: Path | None = None,
     ):
         self.allow_changes = allow_changes
         self.which = which
         self.run = run
+        self.write = write
+        self.remove = remove
+        self.encrypted = encrypted
+        self.profiles_path = profiles_path
+        self.profiles: dict[str, dict] = self._load_profiles()
         self.sync_requested = False
 
     def execute_all(self, commands: Iterable[dict]) -> list[dict]:
@@ -83,7 +175,14 @@ class CommandExecutor:
         payload = command.get("payload") or {}
         if not isinstance(payload, dict):
             return error(command_id, f"The payload of this '{kind}' command is not an object; ask IT to send it again.")
-        handler = {"sync": self._sync, "rename": self._rename, "lock": self._lock}.get(kind)
+        handler = {
+            "sync": self._sync,
+            "rename": self._rename,
+            "lock": self._lock,
+            "install_profile": self._install_profile,
+            "remove_profile": self._remove_profile,
+            "notify": self._notify,
+        }.get(kind)
         if handler is None:
             return error(command_id, f"This agent cannot run '{kind}' on Linux.")
         try:
@@ -132,3 +231,173 @@ class CommandExecutor:
         if status != 0:
             return error(command_id, f"loginctl could not lock the sessions on this host: {output}.")
         return acknowledged(command_id)
+
+    def _notify(self, command_id: str, payload: dict) -> dict:
+        message = payload.get("message")
+        if not isinstance(message, str) or not message.strip():
+            return error(command_id, "This notification has no message; ask IT to send it again with one.")
+        title = payload.get("title") if isinstance(payload.get("title"), str) else ""
+        logger.warning("Message from IT: %s%s", f"{title}: " if title else "", message)
+        return acknowledged(command_id)
+
+    # -- configuration profiles ----------------------------------------------------------------
+
+    def inventory(self) -> dict:
+        """The inventory fields this executor knows: the profiles it installed."""
+        if not self.profiles:
+            return {}
+        installed = ({"identifier": p["identifier"], "version": p["version"]} for p in self.profiles.values())
+        return {"profiles": sorted(installed, key=lambda p: p["identifier"])}
+
+    def _install_profile(self, command_id: str, payload: dict) -> dict:
+        if payload.get("error"):
+            return error(command_id, f"The portal could not build this profile: {payload['error']}")
+        profile, version = payload.get("profile"), payload.get("version")
+        name = payload.get("name") or profile
+        if not isinstance(profile, str) or not profile or type(version) is not int:
+            return error(command_id, "This install_profile command has no profile id or version; ask IT to resend it.")
+        if payload.get("format") != PROFILE_FORMAT:
+            return error(
+                command_id,
+                f"The profile '{name}' is in the format '{payload.get('format')}', but this Linux agent applies only "
+                f"'{PROFILE_FORMAT}' profiles; ask IT to check the profile's platforms.",
+            )
+        content = payload.get("content")
+        if not isinstance(content, dict) or not isinstance(content.get("actions"), list):
+            return error(command_id, f"The profile '{name}' has no list of actions; ask IT to resend it.")
+        if content.get("schema") != PROFILE_SCHEMA:
+            return error(
+                command_id,
+                f"The profile '{name}' uses schema {content.get('schema')!r}; this agent reads schema "
+                f"{PROFILE_SCHEMA}. Update the agent.",
+            )
+        steps: list[_Step] = []
+        for action in content["actions"]:
+            planned = self._plan(action) if isinstance(action, dict) else "an action is not an object"
+            if isinstance(planned, str):
+                return error(command_id, f"The profile '{name}' cannot be applied on this host: {planned}.")
+            steps.extend(planned)
+        written = [str(step.path) for step in steps if step.verb == "write"]
+        previous = self.profiles.get(profile, {})
+        steps += [_Step.removing(Path(stale)) for stale in sorted(set(previous.get("files", [])) - set(written))]
+        if steps and not self.allow_changes:
+            return error(
+                command_id,
+                f"This agent runs without --allow-changes, so it did not install the profile '{name}'; "
+                f"it would have: {'; '.join(step.describe for step in steps)}.",
+            )
+        failure = self._carry_out(steps)
+        if failure:
+            return error(command_id, f"The profile '{name}' was not fully installed: {failure}.")
+        reloads = [list(step.argv) for step in steps if step.verb == "run"]
+        self._remember(
+            profile,
+            {
+                "identifier": str(payload.get("identifier") or profile),
+                "version": version,
+                "name": str(name),
+                "files": written,
+                "reload": reloads or previous.get("reload", []),
+            },
+        )
+        return acknowledged(command_id)
+
+    def _plan(self, action: dict) -> list[_Step] | str:
+        """The steps of one action, or why it cannot be applied here (a sentence fragment)."""
+        kind = action.get("type")
+        if kind == "check":
+            if action.get("check") != "root_filesystem_encrypted":
+                return f"this agent cannot check '{action.get('check')}'"
+            encrypted = self.encrypted()
+            if encrypted is None:
+                return "the agent cannot tell whether the root file system is encrypted (it is not on a block device)"
+            if encrypted is not bool(action.get("expect", True)):
+                return (
+                    "the root file system is not encrypted. LUKS is set up when the disk is installed, "
+                    "so this host must be reinstalled with encryption"
+                )
+            return []
+        if kind == "networkmanager_connection":
+            file_name, content = action.get("file_name"), action.get("content")
+            if not _safe_file_name(file_name, ".nmconnection") or not isinstance(content, str):
+                return "its Wi-Fi connection has no valid file name or content"
+            if self.which(NM_RELOAD[0]) is None:
+                return "NetworkManager (nmcli) is not installed"
+            return [_Step.writing(NM_CONNECTIONS / file_name, content, 0o600), _Step.running(NM_RELOAD)]
+        if kind == "trust_anchor":
+            file_name, pem = action.get("file_name"), action.get("pem")
+            if not _safe_file_name(file_name, ".crt") or not isinstance(pem, str) or "BEGIN CERTIFICATE" not in pem:
+                return "its certificate has no valid file name or PEM text"
+            for argv, directory in TRUST_STORES:
+                if self.which(argv[0]) is not None:
+                    return [_Step.writing(directory / file_name, pem, 0o644), _Step.running(argv)]
+            return "no system trust store tool (update-ca-certificates or update-ca-trust) is installed"
+        return f"this agent does not know the action '{kind}'"
+
+    def _carry_out(self, steps: list[_Step]) -> str:
+        """Write, remove and run in order; what failed ("" when everything worked)."""
+        for step in steps:
+            if step.verb in ("write", "remove"):
+                try:
+                    if step.verb == "write":
+                        self.write(step.path, step.content, step.mode)
+                    else:
+                        self.remove(step.path)
+                except OSError as exc:
+                    return f"could not {step.verb} {step.path}: {exc.strerror or exc}"
+                continue
+            executable = self.which(step.argv[0])
+            if executable is None:
+                return f"{step.argv[0]} is not installed"
+            status, output = self.run([executable, *step.argv[1:]])
+            if status != 0:
+                return f"{shlex.join(step.argv)} failed: {output}"
+        return ""
+
+    def _remove_profile(self, command_id: str, payload: dict) -> dict:
+        profile = payload.get("profile")
+        if not isinstance(profile, str) or not profile:
+            return error(command_id, "This remove_profile command has no profile id; ask IT to resend it.")
+        record = self.profiles.get(profile)
+        if record is None:
+            return acknowledged(command_id)  # never installed here (or removed already): nothing to do
+        name = record.get("name") or payload.get("name") or profile
+        steps = [_Step.removing(Path(path)) for path in record.get("files", [])]
+        if steps:
+            steps += [_Step.running(argv) for argv in record.get("reload", [])]
+        if steps and not self.allow_changes:
+            return error(
+                command_id,
+                f"This agent runs without --allow-changes, so it did not remove the profile '{name}'; "
+                f"it would have: {'; '.join(step.describe for step in steps)}.",
+            )
+        failure = self._carry_out(steps)
+        if failure:
+            return error(command_id, f"The profile '{name}' was not fully removed: {failure}.")
+        self._remember(profile, None)
+        return acknowledged(command_id)
+
+    def _load_profiles(self) -> dict[str, dict]:
+        if self.profiles_path is None:
+            return {}
+        try:
+            data = json.loads(self.profiles_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            logger.warning("Ignoring the unreadable record of installed profiles %s: %s", self.profiles_path, exc)
+            return {}
+        return {key: value for key, value in data.items() if isinstance(value, dict)} if isinstance(data, dict) else {}
+
+    def _remember(self, profile: str, record: dict | None) -> None:
+        if record is None:
+            self.profiles.pop(profile, None)
+        else:
+            self.profiles[profile] = record
+        if self.profiles_path is not None:
+            self.profiles_path.parent.mkdir(parents=True, exist_ok=True)
+            write_file(self.profiles_path, json.dumps(self.profiles, indent=2, sort_keys=True), 0o600)
+
+
+def _safe_file_name(name: object, suffix: str) -> bool:
+    return isinstance(name, str) and name.endswith(suffix) and bool(_SAFE_FILE_NAME.match(name)) and ".." not in name

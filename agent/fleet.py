@@ -4,11 +4,18 @@
 OS versions, serial numbers, IMEIs with a valid Luhn digit), inventories (installed apps, storage,
 encryption and passcode mostly good, a few bad) and behaviour. Everything is drawn from random
 generators seeded by the fleet seed, so the same seed gives the same fleet.
+
+Configuration profiles act on a device as they would on the real thing: a passcode profile makes
+the simulated user choose a passcode that meets it, an encryption profile turns encryption on (on
+an iPhone or iPad, encryption follows the passcode), and every installed profile is reported back
+in the inventory (``profiles``). ``PlannedDrift`` (``--drift``) makes a chosen device drift in a
+chosen way at a chosen check-in, so a demo can show a device falling out of compliance on cue.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 from agent import catalogue
@@ -20,6 +27,13 @@ from agent.inventory import MACHINE_ID_SERIAL_PREFIX
 DEFAULT_PLATFORM_MIX = {"ios": 25, "ipados": 5, "android": 30, "windows": 20, "macos": 10, "linux": 10}
 DEFAULT_CHECKIN_INTERVAL = 900
 ACKNOWLEDGED_COMMANDS = frozenset({"sync", "lock", "restart", "rename", "reset_passcode"})
+PROFILE_COMMANDS = frozenset({"install_profile", "remove_profile", "notify"})
+# What a device reports as its passcode quality, weakest first; a fingerprint or face unlock sits
+# on top of a numeric passcode (the portal ranks them the same way).
+PASSCODE_RANK = {"none": 0, "numeric": 1, "biometric": 1, "alphanumeric": 2, "complex": 3}
+# The minimum length a passcode of each quality has when a profile asks for no length.
+PASSCODE_MIN_LENGTH = {"numeric": 4, "alphanumeric": 6, "complex": 8}
+MAX_NOTIFICATIONS = 20  # the device keeps the latest ones, as a phone's notification centre does
 POSTPONABLE_COMMANDS = {
     "lock": "The device is in a call; it will lock when the call ends.",
     "restart": "The user postponed the restart; try again later.",
@@ -37,6 +51,78 @@ _PLATFORM_LABELS = {
 
 
 # -- identities ---------------------------------------------------------------------------------
+
+
+# -- planned drift ------------------------------------------------------------------------------
+
+# Every way a device drifts, with what the device must be able to report for it to make sense.
+DRIFT_EVENTS = (
+    "storage",
+    "os_update",
+    "battery",
+    "app_install",
+    "app_remove",
+    "app_update",
+    "packages",
+    "encryption_on",
+    "encryption_off",
+    "passcode_set",
+    "passcode_removed",
+)
+_DRIFT_SPEC = re.compile(r"^(?:(?P<device>[a-z0-9]+):)?(?P<event>[a-z_]+)(?:@(?P<checkin>\d+))?$")
+
+
+@dataclass(frozen=True)
+class PlannedDrift:
+    """``device`` (a fleet index, or a platform: its first device) drifts by ``event`` at check-in ``checkin``.
+
+    Check-ins are counted from enrolment: 1 is the first check-in after it.
+    """
+
+    event: str
+    device: str = "0"
+    checkin: int = 1
+
+    def describe(self) -> str:
+        return f"{self.device}:{self.event}@{self.checkin}"
+
+
+def parse_drift(text: str) -> PlannedDrift:
+    """``"[DEVICE:]EVENT[@CHECKIN]"``, e.g. ``encryption_off``, ``windows:encryption_off@3``, ``4:passcode_removed``."""
+    match = _DRIFT_SPEC.match(text.strip().lower())
+    if not match:
+        raise ValueError(
+            f"'{text}' is not a drift; write [DEVICE:]EVENT[@CHECKIN], e.g. encryption_off or windows:encryption_off@3."
+        )
+    device, event, checkin = match.group("device") or "0", match.group("event"), match.group("checkin")
+    if event not in DRIFT_EVENTS:
+        raise ValueError(f"'{event}' is not a drift event; use one of {', '.join(DRIFT_EVENTS)}.")
+    if not device.isdigit() and device not in PLATFORMS:
+        raise ValueError(f"'{device}' is neither a device number nor a platform ({', '.join(PLATFORMS)}).")
+    if checkin is not None and int(checkin) < 1:
+        raise ValueError("A drift happens at check-in 1 (the first after enrolment) or later.")
+    return PlannedDrift(event=event, device=device, checkin=int(checkin or 1))
+
+
+def plan_drift(fleet: list[SimulatedDevice], plans: list[PlannedDrift]) -> list[tuple[SimulatedDevice, PlannedDrift]]:
+    """Give each planned drift to its device; ``ValueError`` saying why when one cannot happen."""
+    placed = []
+    for plan in plans:
+        if plan.device.isdigit():
+            index = int(plan.device)
+            if index >= len(fleet):
+                raise ValueError(f"Drift {plan.describe()}: the fleet has devices 0 to {len(fleet) - 1} only.")
+            device = fleet[index]
+        else:
+            device = next((d for d in fleet if d.platform == plan.device), None)
+            if device is None:
+                raise ValueError(f"Drift {plan.describe()}: the fleet has no {_PLATFORM_LABELS[plan.device]} device.")
+        if not device.can_drift(plan.event):
+            label = _PLATFORM_LABELS[device.platform]
+            raise ValueError(f"Drift {plan.describe()}: device {device.index} ({label}) cannot report '{plan.event}'.")
+        device.planned.append((plan.checkin, plan.event))
+        placed.append((device, plan))
+    return placed
 
 
 def luhn_check_digit(digits: str) -> str:
@@ -125,6 +211,10 @@ class SimulatedDevice:
     checkins: int = 0
     sync_requested: bool = False
     immediate_checkins: int = 0
+    # Installed configuration profiles by profile id: identifier, version, kind, name.
+    profiles: dict[str, dict] = field(default_factory=dict)
+    notifications: list[dict] = field(default_factory=list)
+    planned: list[tuple[int, str]] = field(default_factory=list)  # (check-in number, drift event)
 
     @property
     def release(self) -> OsRelease:
@@ -174,6 +264,11 @@ class SimulatedDevice:
             inventory["hostname"] = self.name
         if self.installed_apps is not None:
             inventory["installed_apps"] = [dict(app) for app in self.installed_apps]
+        if self.profiles:
+            inventory["profiles"] = sorted(
+                ({"identifier": p["identifier"], "version": p["version"]} for p in self.profiles.values()),
+                key=lambda p: p["identifier"],
+            )
         return inventory
 
     # -- drift --------------------------------------------------------------------------------
@@ -198,6 +293,29 @@ class SimulatedDevice:
         event = rng.choices([name for name, _ in events], weights=[weight for _, weight in events])[0]
         getattr(self, f"_drift_{event}")()
         return event
+
+    def can_drift(self, event: str) -> bool:
+        """Whether ``event`` makes sense on this device (it reports what the event changes)."""
+        needs = {
+            "os_update": self.os_index + 1 < len(self.track),
+            "battery": self.battery_percent is not None,
+            "app_install": self.installed_apps is not None,
+            "app_remove": self.installed_apps is not None,
+            "app_update": self.installed_apps is not None,
+            "packages": self.installed_package_count is not None,
+            "passcode_set": self.passcode_set is not None,
+            "passcode_removed": self.passcode_set is not None,
+        }
+        return event in DRIFT_EVENTS and needs.get(event, True)
+
+    def planned_drift(self) -> list[str]:
+        """Apply the planned drift due at the check-in about to happen; the events applied."""
+        number = self.checkins + 1
+        due = [event for at, event in self.planned if at <= number]
+        self.planned = [(at, event) for at, event in self.planned if at > number]
+        for event in due:
+            getattr(self, f"_drift_{event}")()
+        return due
 
     def _drift_storage(self) -> None:
         change = int(self.rng.uniform(-0.03, 0.03) * self.total_storage_mb)
@@ -260,6 +378,8 @@ class SimulatedDevice:
             return None
         kind = command.get("type")
         payload = command.get("payload") if isinstance(command.get("payload"), dict) else {}
+        if kind in PROFILE_COMMANDS:
+            return getattr(self, f"_{kind}")(command_id, payload)
         if kind not in ACKNOWLEDGED_COMMANDS:
             label = _PLATFORM_LABELS[self.platform]
             return error(command_id, f"This {label} device ({self.hardware.model}) cannot run '{kind}'.")
@@ -275,6 +395,75 @@ class SimulatedDevice:
         elif kind == "reset_passcode" and self.passcode_set is not None:
             self.passcode_set = True
             self.passcode_quality, self.passcode_length = _passcode(self.rng, self.platform)
+        return acknowledged(command_id)
+
+    # -- configuration profiles ----------------------------------------------------------------
+
+    def _install_profile(self, command_id: str, payload: dict) -> dict:
+        """Install (or update) a profile: apply its settings as the device's user would, record it."""
+        if payload.get("error"):
+            return error(command_id, f"The portal could not build this profile: {payload['error']}")
+        profile, version = payload.get("profile"), payload.get("version")
+        if not isinstance(profile, str) or not profile or type(version) is not int:
+            return error(command_id, "This install_profile command has no profile id or version; send it again.")
+        settings = payload.get("settings") if isinstance(payload.get("settings"), dict) else {}
+        skipped = {item.get("setting") for item in payload.get("not_applicable") or [] if isinstance(item, dict)}
+        settings = {name: value for name, value in settings.items() if name not in skipped}
+        kind = payload.get("kind")
+        if kind == "passcode":
+            self._apply_passcode(settings)
+        elif kind == "encryption" and settings.get("require_encryption") is True:
+            if self.platform in ("ios", "ipados"):
+                # Data Protection: encrypted exactly when a passcode is set.
+                self.encrypted = bool(self.passcode_set)
+            elif self.platform == "linux" and not self.encrypted:
+                return error(
+                    command_id,
+                    "The root file system is not encrypted. LUKS is set up when the disk is installed, so this "
+                    "host must be reinstalled with encryption.",
+                )
+            else:
+                self.encrypted = True
+        self.profiles[profile] = {
+            "identifier": str(payload.get("identifier") or profile),
+            "version": version,
+            "kind": kind,
+            "name": str(payload.get("name") or ""),
+        }
+        return acknowledged(command_id)
+
+    def _apply_passcode(self, settings: dict) -> None:
+        if self.passcode_set is None:  # a Linux host: the agent reports no passcode
+            return
+        complexity = settings.get("complexity") if settings.get("complexity") in PASSCODE_MIN_LENGTH else None
+        min_length = settings.get("min_length") if type(settings.get("min_length")) is int else 0
+        if not (settings.get("require_passcode", True) or complexity or min_length):
+            return
+        if not self.passcode_set:
+            self.passcode_set = True
+            self.passcode_quality, self.passcode_length = _passcode(self.rng, self.platform)
+        needed = PASSCODE_RANK.get(complexity, 1)
+        if PASSCODE_RANK.get(self.passcode_quality or "none", 0) < needed:
+            self.passcode_quality = complexity
+            self.passcode_length = max(self.passcode_length or 0, PASSCODE_MIN_LENGTH[complexity])
+        self.passcode_length = max(self.passcode_length or 0, min_length)
+        if self.platform in ("ios", "ipados"):
+            self.encrypted = True  # Data Protection follows the passcode
+
+    def _remove_profile(self, command_id: str, payload: dict) -> dict:
+        """Remove a profile; removing one that is not installed is done already (idempotent)."""
+        profile = payload.get("profile")
+        if not isinstance(profile, str) or not profile:
+            return error(command_id, "This remove_profile command has no profile id; send it again.")
+        self.profiles.pop(profile, None)
+        return acknowledged(command_id)
+
+    def _notify(self, command_id: str, payload: dict) -> dict:
+        message = payload.get("message")
+        if not isinstance(message, str) or not message.strip():
+            return error(command_id, "This notification has no message; send it again with one.")
+        title = payload.get("title") if isinstance(payload.get("title"), str) else ""
+        self.notifications = [*self.notifications, {"title": title, "message": message}][-MAX_NOTIFICATIONS:]
         return acknowledged(command_id)
 
 

@@ -47,10 +47,12 @@ INVENTORY_FIELDS: dict[str, type] = {
     "installed_apps": list,
     "installed_package_count": int,
     "screen_lock_enabled": bool,
+    "profiles": list,
 }
 PASSCODE_QUALITIES = ("none", "numeric", "alphanumeric", "complex", "biometric")
 APP_FIELDS = ("identifier", "name", "version")
 MAX_INSTALLED_APPS = 2000
+MAX_PROFILES = 500
 # The enrolment request's ``device`` object.
 DEVICE_FIELDS = ("platform", "name", "serial_number", "imei", "model", "manufacturer", "os_version")
 _RANGES = {"passcode_length": (0, 64), "battery_percent": (0, 100)}
@@ -115,6 +117,14 @@ def validate_inventory(inventory: Any) -> list[str]:
                     problems.append(f"installed_apps.{index}: not an object with {', '.join(APP_FIELDS)}")
                 elif not all(isinstance(app[key], str) for key in APP_FIELDS):
                     problems.append(f"installed_apps.{index}: values must be strings")
+        elif field == "profiles":
+            if len(value) > MAX_PROFILES:
+                problems.append(f"profiles: more than {MAX_PROFILES} entries")
+            for index, profile in enumerate(value):
+                if not isinstance(profile, dict) or set(profile) != {"identifier", "version"}:
+                    problems.append(f"profiles.{index}: not an object with identifier, version")
+                elif not isinstance(profile["identifier"], str) or type(profile["version"]) is not int:
+                    problems.append(f"profiles.{index}: identifier must be a string, version an integer")
     return problems
 
 

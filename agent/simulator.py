@@ -3,7 +3,9 @@
 ``run_simulation`` enrols the devices of ``agent.fleet.generate_fleet`` with a bulk enrolment
 token, then has them check in on their interval (spread at random, never in lockstep), drift (OS
 updates, app changes, now and then encryption turned off or the passcode removed), execute and
-acknowledge commands, and stop after the given duration. Concurrency is bounded by a thread pool;
+acknowledge commands (installing configuration profiles, showing notifications), and stop after
+the given duration. ``drift`` plans a chosen device's drift at a chosen check-in (a demo's
+"this laptop just turned BitLocker off"). Concurrency is bounded by a thread pool;
 each worker thread keeps one keep-alive connection that serves whichever devices it runs. The
 result is a ``SimulationReport``, which the benchmarks reuse.
 
@@ -24,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 from agent.client import AgentClient, Connection, DeviceRetired, ProtocolError, RateLimited, is_loopback_url
-from agent.fleet import SimulatedDevice, generate_fleet
+from agent.fleet import PlannedDrift, SimulatedDevice, generate_fleet, plan_drift
 
 MAX_IMMEDIATE_CHECKINS = 3  # check-ins in a row that sync commands may ask for
 
@@ -121,6 +123,7 @@ class _Simulation:
         timeout: float,
         drift_rate: float,
         stop: threading.Event,
+        log: Callable[[str], None] | None = None,
     ):
         self.server_url = server_url
         self.token = token
@@ -130,6 +133,7 @@ class _Simulation:
         self.timeout = timeout
         self.drift_rate = drift_rate
         self.stop = stop
+        self.log = log or (lambda message: None)
         self.stats = _Stats()
         self._local = threading.local()
         self._connections: list[Connection] = []
@@ -194,6 +198,9 @@ class _Simulation:
             if result is not None:
                 results.append(result)
                 kinds.append(str(command.get("type")))
+                if command.get("type") == "notify" and result["status"] == "acknowledged":
+                    shown = device.notifications[-1]
+                    self.log(f"{device.name} shows a notification: {shown['title'] or 'IT'}: {shown['message']}")
         if not results:
             return
         with self.stats.lock:
@@ -212,7 +219,11 @@ class _Simulation:
 
     def checkin(self, device: SimulatedDevice) -> float | None:
         """One check-in and the commands it brings; when the device is next due (None: it stopped)."""
+        planned = device.planned_drift()
+        for event in planned:
+            self.log(f"{device.name} (device {device.index}): {event.replace('_', ' ')}, as planned (--drift)")
         changed = bool(device.drift(self.drift_rate)) if device.checkins else False
+        changed = changed or bool(planned)
         client = self.client(device)
         started = time.perf_counter()
         try:
@@ -325,13 +336,15 @@ def run_simulation(
     allow_remote: bool = False,
     stop_event: threading.Event | None = None,
     log: Callable[[str], None] | None = None,
+    drift: list[PlannedDrift] | None = None,
 ) -> SimulationReport:
     """Enrol ``devices`` emulated devices with ``token``, let them check in for ``duration`` seconds.
 
     ``interval`` overrides the check-in interval the server asks for (0 = back to back, to measure
     throughput); ``duration`` counts from the end of enrolment. ``seed`` makes the fleet and each
     device's behaviour reproducible (a random seed is chosen and reported when omitted).
-    ``stop_event`` ends the run early. Refuses a non-loopback server unless ``allow_remote``.
+    ``stop_event`` ends the run early. ``drift`` plans drift on chosen devices (``ValueError``
+    when one cannot happen). Refuses a non-loopback server unless ``allow_remote``.
     """
     if not allow_remote and not is_loopback_url(server_url):
         raise ValueError(
@@ -347,6 +360,8 @@ def run_simulation(
     log = log or (lambda message: None)
     stop = stop_event or threading.Event()
     fleet = generate_fleet(devices, platform_mix, seed, not_now_rate=not_now_rate)
+    for device, plan in plan_drift(fleet, list(drift or [])):
+        log(f"Planned drift: {device.name} (device {device.index}) {plan.event} at check-in {plan.checkin}.")
     report = SimulationReport(
         server_url=server_url, seed=seed, devices=len(fleet), platforms=dict(Counter(d.platform for d in fleet))
     )
@@ -359,6 +374,7 @@ def run_simulation(
         timeout=timeout,
         drift_rate=drift_rate,
         stop=stop,
+        log=log,
     )
     try:
         log(f"Enrolling {len(fleet)} devices with {concurrency} workers...")

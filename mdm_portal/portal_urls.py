@@ -12,4 +12,5 @@ urlpatterns = [
     path("login/", PortalLoginView.as_view(), name="login"),
     path("logout/", PortalLogoutView.as_view(), name="logout"),
     path("", include("devices.urls")),
+    path("", include("policies.urls")),
 ]

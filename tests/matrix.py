@@ -30,6 +30,9 @@ MATRIX_MODULES: tuple[str, ...] = (
     "tests.devices.test_enrollment_matrix",
     "tests.devices.test_remote_actions_matrix",
     "tests.devices.test_identifier_matrix",
+    "tests.policies.test_policies_admin_matrix",
+    "tests.policies.test_policies_api_matrix",
+    "tests.policies.test_portal_compliance_matrix",
 )
 
 # Endpoint id -> the tests that cover it ("module.test_name").

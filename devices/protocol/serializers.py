@@ -24,6 +24,18 @@ class InstalledAppSerializer(StrictSerializer):
     version = serializers.CharField(max_length=64, allow_blank=True, required=False)
 
 
+class InstalledProfileSerializer(StrictSerializer):
+    identifier = serializers.CharField(max_length=255)
+    version = serializers.IntegerField(min_value=0)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (
+            isinstance(data.get("version"), bool) or not isinstance(data.get("version"), int)
+        ):
+            raise serializers.ValidationError({"version": "Must be a whole number."})
+        return super().to_internal_value(data)
+
+
 class InventorySerializer(StrictSerializer):
     name = serializers.CharField(max_length=255, allow_blank=True, required=False)
     os_version = serializers.CharField(max_length=64, allow_blank=True, required=False)
@@ -47,6 +59,8 @@ class InventorySerializer(StrictSerializer):
     installed_apps = InstalledAppSerializer(many=True, required=False, max_length=2000)
     installed_package_count = serializers.IntegerField(min_value=0, required=False)
     screen_lock_enabled = serializers.BooleanField(required=False)
+    # The configuration profiles installed on the device (stored with the other facts).
+    profiles = InstalledProfileSerializer(many=True, required=False, max_length=500)
 
     def to_internal_value(self, data):
         # Booleans and integers must be JSON booleans and integers: "true" or "5" is an agent bug.

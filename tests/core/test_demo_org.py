@@ -7,11 +7,25 @@ from devices.choices import LifecycleState, Ownership, Platform
 from devices.models import Device, DeviceGroup
 from devices.selectors import device_group_devices, device_list
 from mdm_portal.core.models import AuditEvent, RoleAssignment, Scope, User, UserGroup
+from policies.models import ComplianceFailure, CompliancePolicy, ConfigurationProfile, ProfileDelivery
+from policies.secrets import secrets_decrypt
 from tests.factories import ScopeFactory
 
 pytestmark = pytest.mark.django_db
 
-COUNTED = (Scope, User, UserGroup, RoleAssignment, Device, DeviceGroup, AuditEvent)
+COUNTED = (
+    Scope,
+    User,
+    UserGroup,
+    RoleAssignment,
+    Device,
+    DeviceGroup,
+    AuditEvent,
+    ConfigurationProfile,
+    CompliancePolicy,
+    ProfileDelivery,
+    ComplianceFailure,
+)
 
 
 def run_demo_org() -> str:
@@ -68,3 +82,39 @@ def test_demo_org_refuses_to_mix_with_a_partial_organisation():
     with pytest.raises(CommandError, match="Part of the demo organisation exists already"):
         run_demo_org()
     assert not Device.objects.exists()
+
+
+def test_demo_org_adds_profiles_and_compliance_policies_with_numbers_for_the_console():
+    run_demo_org()
+
+    assert set(ConfigurationProfile.objects.values_list("kind", flat=True)) == {
+        "passcode",
+        "encryption",
+        "wifi",
+        "restrictions",
+        "vpn",
+    }
+    wifi = ConfigurationProfile.objects.get(kind="wifi")
+    assert "password" not in wifi.settings and secrets_decrypt(wifi.secret_settings) == {"password": "demo-wifi-2026"}
+    assert "demo-wifi-2026" not in wifi.secret_settings
+    restrictions = ConfigurationProfile.objects.get(kind="restrictions").assignments.get()
+    assert (restrictions.target, restrictions.filter_ownership) == ("all_devices", "corporate")
+
+    policies = CompliancePolicy.objects.all()
+    assert set(policies.values_list("platform", flat=True)) == {"ios", "android", "windows", "macos"}
+    for policy in policies:
+        schedule = sorted(policy.actions.values_list("action", "days_after"), key=lambda row: (row[1], row[0]))
+        assert schedule == [("email", 0), ("mark_noncompliant", 1), ("email", 3), ("lock", 7), ("retire", 30)]
+        assert policy.assignments.filter(target="user_group", user_group__name="All employees").exists()
+
+    # The fan-out and the sweep ran: deliveries, and devices in every compliance state.
+    assert ProfileDelivery.objects.filter(state="pending").count() > 100
+    states = set(Device.objects.filter(lifecycle_state="enrolled").values_list("compliance_state", flat=True))
+    assert states == {"compliant", "in_grace", "noncompliant", "not_evaluated", "error"}
+    employee = User.objects.get(username="employee")
+    in_grace = Device.objects.get(primary_user=employee, compliance_state="in_grace")
+    assert ComplianceFailure.objects.filter(device=in_grace).exists()
+
+    out = StringIO()
+    call_command("demo_policies", stdout=out)
+    assert "already exist" in out.getvalue()

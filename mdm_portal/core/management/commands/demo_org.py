@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth.hashers import make_password
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -596,6 +597,7 @@ class Command(BaseCommand):
                 static_members=members,
             )
             device_services.device_group_rules_set(actor=ACTOR, group=group, rules=rules)
+        call_command("demo_policies", stdout=self.stdout)  # profiles, compliance policies, a compliance sweep
 
         device_count = authz.unrestricted(Device.objects, actor=ACTOR).count()
         return (
