@@ -176,11 +176,12 @@ if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 
-# Email: console in the demo, SMTP (EMAIL_URL-style variables) in production.
+# Email: SMTP in production; elsewhere one file per message under var/mail/ (the demo's outbox).
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
 )
+EMAIL_FILE_PATH = Path(os.environ.get("EMAIL_FILE_PATH", VAR_DIR / "mail"))
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
@@ -276,8 +277,10 @@ LOGGING = {
 # Device management
 MDM_CHECKIN_INTERVAL_SECONDS = int(os.environ.get("MDM_CHECKIN_INTERVAL_SECONDS", "900"))
 MDM_AGENT_MAX_BODY_BYTES = 256 * 1024
-# Resource gates: let devices no compliance policy has evaluated yet through (until policies exist).
-MDM_ACCESS_ALLOW_NOT_EVALUATED = env_bool("MDM_ACCESS_ALLOW_NOT_EVALUATED", default=True)
+# Resource gates: whether a device whose compliance has not been evaluated yet (enrolled, no
+# inventory reported) gets through. Off by default: only compliant devices and devices in their
+# grace period pass.
+MDM_ACCESS_ALLOW_NOT_EVALUATED = env_bool("MDM_ACCESS_ALLOW_NOT_EVALUATED", default=False)
 # Key(s) that encrypt stored profile secrets (Wi-Fi and account passwords): comma-separated Fernet
 # keys, newest first, so a key can be rotated. Default: derived from SECRET_KEY (changing SECRET_KEY
 # then makes stored secrets unreadable: set this in production).

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from django.db.models import Q, QuerySet
 
-from devices.choices import GroupRuleField, LifecycleState
+from devices.choices import GroupMembershipType, GroupRuleField, LifecycleState
 from devices.models import Device, DeviceGroup
 from devices.rules import rule_q
 from devices.selectors import device_group_q
@@ -36,6 +36,9 @@ def _target_q(assignment: AssignmentBase) -> Q:
         group = assignment.device_group
         if group is None:
             return NOTHING
+        if group.membership_type == GroupMembershipType.DYNAMIC:
+            # Rules are conditions on the device's own row: checked inline, no scan of the fleet.
+            return device_group_q(group)
         # A subquery, so a static group's join never multiplies rows when ORed with other targets.
         return Q(pk__in=Device.objects.filter(device_group_q(group)).values("pk"))
     return NOTHING

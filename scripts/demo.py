@@ -123,15 +123,22 @@ def main() -> int:
             say(f"manage.py {step[0]} failed (see above); the demo was not started.")
             return 1
 
-    # The simulated fleet keeps the console alive; its token goes to the simulator in its environment.
-    fleet = subprocess.run(  # noqa: S603
-        [*MANAGE, "demo_fleet"], cwd=BASE_DIR, env=env, capture_output=True, text=True
-    )
-    if fleet.returncode != 0:
-        say(f"manage.py demo_fleet failed: {fleet.stderr.strip()}")
-        return 1
-    say(fleet.stderr.strip())
-    simulator_env = {**env, "MDM_ENROLLMENT_TOKEN": fleet.stdout.strip().splitlines()[-1]}
+    # The simulated fleet keeps the console alive, and the demo employee's simulated laptop drifts out
+    # of compliance (encryption off at its third check-in); each simulator gets its token in its environment.
+    tokens = {}
+    for simulator_name in ("fleet", "laptop"):
+        issued = subprocess.run(  # noqa: S603
+            [*MANAGE, "demo_fleet", "--simulator", simulator_name],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if issued.returncode != 0:
+            say(f"manage.py demo_fleet failed: {issued.stderr.strip()}")
+            return 1
+        say(issued.stderr.strip())
+        tokens[simulator_name] = issued.stdout.strip().splitlines()[-1]
 
     stopping = threading.Event()
 
@@ -163,17 +170,28 @@ def main() -> int:
                     [*MANAGE, "demo_org", "--logins"], cwd=BASE_DIR, env=env, capture_output=True, text=True
                 )
                 print(logins.stdout.rstrip(), flush=True)
-                simulator = Child(
-                    "fleet", "The fleet simulator",
-                    [PYTHON, "-m", "agent", "simulate", "--server", f"http://{HOST}:{port}", "--devices",
-                     str(SIMULATED_DEVICES), "--interval", "60", "--duration", str(7 * 24 * 3600), "--seed", "2026"],
-                    simulator_env,
-                )  # fmt: skip
-                simulator.reader.start()
-                children.append(simulator)
+                simulate = [PYTHON, "-m", "agent", "simulate", "--server", f"http://{HOST}:{port}", "--interval", "60",
+                            "--duration", str(7 * 24 * 3600)]  # fmt: skip
+                for simulator in (
+                    Child(
+                        "fleet", "The fleet simulator",
+                        [*simulate, "--devices", str(SIMULATED_DEVICES), "--seed", "2026"],
+                        {**env, "MDM_ENROLLMENT_TOKEN": tokens["fleet"]},
+                    ),
+                    Child(
+                        "laptop", "The employee's simulated laptop",
+                        [*simulate, "--devices", "1", "--platform-mix", "windows=1", "--seed", "7", "--drift-rate", "0",
+                         "--drift", "encryption_off@3"],
+                        {**env, "MDM_ENROLLMENT_TOKEN": tokens["laptop"]},
+                    ),
+                ):  # fmt: skip
+                    simulator.reader.start()
+                    children.append(simulator)
                 say(
-                    f"The demo is running: web server, Celery worker, Celery beat and {SIMULATED_DEVICES} simulated "
-                    "devices checking in every minute. Press Ctrl-C to stop."
+                    f"The demo is running: web server, Celery worker, Celery beat, {SIMULATED_DEVICES} simulated "
+                    "devices checking in every minute, and the employee's simulated Windows laptop, which turns its "
+                    "encryption off at its third check-in (see it in the Company Portal as 'employee'). Emails go "
+                    f"to {BASE_DIR / 'var' / 'mail'}. Press Ctrl-C to stop."
                 )
             elif time.monotonic() - started > START_TIMEOUT:
                 say(f"The web server did not answer on http://{HOST}:{port}/ within {START_TIMEOUT} s; stopping.")
@@ -181,7 +199,7 @@ def main() -> int:
                 return 1
         stopping.wait(0.5)
 
-    say("Stopping the fleet simulator, the web server, the Celery worker and Celery beat...")
+    say("Stopping the simulators, the web server, the Celery worker and Celery beat...")
     stop(children)
     say("Stopped.")
     return 0

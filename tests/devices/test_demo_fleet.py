@@ -37,3 +37,14 @@ def test_each_run_retires_the_previous_simulated_devices_and_issues_a_new_token(
 def test_without_the_demo_organisation_it_says_what_to_do():
     with pytest.raises(CommandError, match=r"run `manage\.py demo_org` first"):
         run_demo_fleet()
+
+
+def test_the_employees_laptop_simulator_enrols_devices_owned_by_the_demo_employee():
+    call_command("demo_org", stdout=StringIO())
+    out = StringIO()
+    call_command("demo_fleet", "--simulator", "laptop", stdout=out, stderr=StringIO())
+    device, _ = device_enroll(
+        identity={"platform": "windows", "serial_number": "SIM-LAPTOP"}, token=out.getvalue().strip()
+    )
+    assert device.primary_user.username == "employee"
+    assert device.scope.slug == "emea"

@@ -11,8 +11,15 @@ from mdm_portal.core import authz
 from mdm_portal.core.audit import Actor
 from mdm_portal.core.models import Scope, User
 
-PROFILE_NAME = "Demo fleet simulator"
 ACTOR = Actor.system("demo_fleet")
+# What each simulator of the demo enrols as: profile name, scope, owner, ownership, capacity, description.
+SIMULATORS = {
+    "fleet": ("Demo fleet simulator", "apac", None, Ownership.CORPORATE, 1000,
+              "Simulated devices that keep the demo's console alive."),
+    "laptop": ("Demo: Emma's simulated laptop", "emea", "employee", Ownership.CORPORATE, 5,
+               "One simulated laptop of the demo employee, which drifts out of compliance."),
+}  # fmt: skip
+PROFILE_NAME = SIMULATORS["fleet"][0]
 
 
 class Command(BaseCommand):
@@ -21,13 +28,23 @@ class Command(BaseCommand):
         "its enrolment token, and print a new token for this run's simulator."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--simulator",
+            choices=sorted(SIMULATORS),
+            default="fleet",
+            help="fleet: the anonymous corporate fleet; laptop: the demo employee's own laptop.",
+        )
+
     @transaction.atomic
     def handle(self, *args, **options):
+        name, scope_slug, owner_name, ownership, capacity, description = SIMULATORS[options["simulator"]]
         manager = User.objects.filter(username="itadmin").first()
-        scope = Scope.objects.filter(slug="apac").first()
-        if manager is None or scope is None:
+        scope = Scope.objects.filter(slug=scope_slug).first()
+        owner = User.objects.filter(username=owner_name).first() if owner_name else None
+        if manager is None or scope is None or (owner_name and owner is None):
             raise CommandError("The demo organisation is missing: run `manage.py demo_org` first.")
-        previous = authz.unrestricted(EnrollmentProfile.objects, actor=ACTOR).filter(name=PROFILE_NAME)
+        previous = authz.unrestricted(EnrollmentProfile.objects, actor=ACTOR).filter(name=name)
         stale = authz.unrestricted(Device.objects, actor=ACTOR).filter(
             enrollment_profile__in=previous, lifecycle_state__in=[LifecycleState.ENROLLED, LifecycleState.RETIRING]
         )
@@ -40,8 +57,8 @@ class Command(BaseCommand):
         for profile in previous.filter(revoked_at__isnull=True):
             enrollment_profile_revoke(actor=ACTOR, profile=profile)
         _, token = enrollment_profile_create(
-            actor=ACTOR, name=PROFILE_NAME, enrollment_manager=manager, scope=scope, ownership=Ownership.CORPORATE,
-            capacity=1000, description="Simulated devices that keep the demo's console alive.",
+            actor=ACTOR, name=name, enrollment_manager=manager, scope=scope, ownership=ownership,
+            capacity=capacity, primary_user=owner, description=description,
         )  # fmt: skip
         self.stderr.write(f"Simulated fleet: retired {retired} device(s) of the previous run; new token issued.")
         self.stdout.write(token)
