@@ -176,7 +176,7 @@ if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 
-# Email: SMTP in production; elsewhere one file per message under var/mail/ (the demo's outbox).
+# Email: SMTP in production; elsewhere files under var/mail/ (the demo's outbox, one file per sending batch).
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
