@@ -71,6 +71,8 @@ class CommandType(models.TextChoices):
     INSTALL_PROFILE = "install_profile", "Install configuration profile"
     REMOVE_PROFILE = "remove_profile", "Remove configuration profile"
     NOTIFY = "notify", "Notification"
+    INSTALL_APP = "install_app", "Install app"
+    REMOVE_APP = "remove_app", "Remove app"
 
 
 class CommandStatus(models.TextChoices):
