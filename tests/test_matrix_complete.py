@@ -5,7 +5,8 @@ The endpoints are read from the running project, not from a list kept by hand:
 * the changelist and change page of every ModelAdmin in ``django.contrib.admin.site._registry``,
 * every named URL under ``/api/`` (the ``/api/v1/`` routes, the schema and its viewer),
 * every named URL in the ``portal`` namespace,
-* every named URL in the ``agent`` namespace (the device agent protocol).
+* every named URL in the ``agent`` namespace (the device agent protocol) and the ``mam`` namespace
+  (the managed-app protocol).
 
 The matrix modules declare what they cover through ``tests.matrix.covers``. A new ModelAdmin, API
 route or portal page fails this test until a matrix test covers it.
@@ -53,7 +54,7 @@ def admin_endpoints(site: admin.AdminSite = admin.site) -> set[str]:
 
 def required_endpoints() -> set[str]:
     urls = url_endpoints()
-    return admin_endpoints() | {e for e in urls if e.startswith(("api:", "portal:", "agent:", "access:"))}
+    return admin_endpoints() | {e for e in urls if e.startswith(("api:", "portal:", "agent:", "access:", "mam:"))}
 
 
 def uncovered() -> list[str]:
