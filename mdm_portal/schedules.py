@@ -43,6 +43,13 @@ SCHEDULES: tuple[Schedule, ...] = (
         "or OS since the last change receive or lose profiles.",
     ),
     Schedule(
+        name="Reconcile app installs",
+        task="apps.tasks.apps_reconcile",
+        every_seconds=60 * 60,
+        description="Re-targets every assigned app: devices that joined or left a group, changed owner or OS since "
+        "the last change receive, update or lose apps; installs whose command expired are queued again.",
+    ),
+    Schedule(
         name="Evaluate fleet compliance",
         task="policies.tasks.compliance_sweep_task",
         every_seconds=60 * 60,

@@ -277,6 +277,7 @@ LOGGING = {
 # Device management
 MDM_CHECKIN_INTERVAL_SECONDS = int(os.environ.get("MDM_CHECKIN_INTERVAL_SECONDS", "900"))
 MDM_AGENT_MAX_BODY_BYTES = 256 * 1024
+MDM_APP_PACKAGE_MAX_BYTES = int(os.environ.get("MDM_APP_PACKAGE_MAX_BYTES", str(2 * 1024**3)))  # 2 GiB
 # Resource gates: whether a device whose compliance has not been evaluated yet (enrolled, no
 # inventory reported) gets through. Off by default: only compliant devices and devices in their
 # grace period pass.

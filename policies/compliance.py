@@ -76,6 +76,8 @@ class DeviceFacts:
     jailbroken: bool | None = None
     installed_apps: frozenset[str] = frozenset()  # identifiers, case-folded
     apps_error: str = ""
+    # Apps blocked on this device outside the policies (``policies.compliance_sources``).
+    assigned_blocked_apps: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DeviceFacts:
@@ -98,6 +100,7 @@ class DeviceFacts:
             jailbroken=row.get("inventory__jailbroken"),
             installed_apps=apps,
             apps_error=apps_error,
+            assigned_blocked_apps=tuple(row.get("assigned_blocked_apps") or ()),
         )
 
     @property
@@ -219,7 +222,8 @@ def _quality_label(value: str) -> str:
 
 
 def evaluate(facts: DeviceFacts, merged: Mapping, now: datetime, settings: Any) -> list[Failure]:
-    """Every rule ``facts`` fails under ``merged`` (and the organisation-wide ones under ``settings``).
+    """Every rule ``facts`` fails under ``merged`` (and the organisation-wide ones under ``settings``,
+    and apps blocked by an app assignment: ``facts.assigned_blocked_apps``).
 
     A rule whose fact the device did not report (or reported unreadably) is a ``Failure`` with
     ``error`` set. A device that never reported an inventory is checked only against the
@@ -240,6 +244,7 @@ def evaluate(facts: DeviceFacts, merged: Mapping, now: datetime, settings: Any) 
         failures.append(Failure(Rule.PROVISIONING_ON_TIME, None, "setup finished on time", "setup overdue"))
     if facts.inventory_reported_at is None:
         return failures
+    failures.extend(_assigned_blocked(facts))
     policies = getattr(merged, "policies", None)
     if not (policies if policies is not None else merged):
         if settings is not None and not settings.no_policy_compliant:
@@ -320,6 +325,19 @@ def _check(rule: str, value: Any, policy: Any, facts: DeviceFacts, now: datetime
     if rule == Rule.PROVISIONING_ON_TIME:
         return fail("setup finished on time", "setup overdue") if facts.provisioning_overdue else []
     return []
+
+
+def _assigned_blocked(facts: DeviceFacts) -> list[Failure]:
+    """Apps blocked by an app assignment: an organisation-wide failure (no policy, no grace period)."""
+    if not facts.assigned_blocked_apps:
+        return []
+    if facts.apps_error:
+        return [Failure(Rule.BLOCKED_APPS, None, "no blocked apps", "", error=facts.apps_error)]
+    blocked = sorted(set(facts.assigned_blocked_apps), key=str.casefold)
+    found = [identifier for identifier in blocked if identifier.casefold() in facts.installed_apps]
+    if not found:
+        return []
+    return [Failure(Rule.BLOCKED_APPS, None, "none of: " + ", ".join(blocked), ", ".join(found))]
 
 
 def _blocked_of(value: Mapping, owner: Any) -> list[str]:

@@ -31,6 +31,12 @@ def celery_runs_tasks_in_process():
 
 
 @pytest.fixture(autouse=True)
+def media_in_a_temporary_directory(settings, tmp_path_factory):
+    """Uploaded packages, icons and import files go to a temporary folder, never into the demo's var/."""
+    settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Every persona's password is hashed per test; PBKDF2 would make that most of the run time."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("checkin", views.CheckinView.as_view(), name="checkin"),
     path("commands/results", views.CommandResultsView.as_view(), name="command-results"),
     path("secret/rotate", views.SecretRotateView.as_view(), name="secret-rotate"),
+    path("apps/", include("apps.protocol")),
 ]

@@ -1,6 +1,7 @@
 """Writes to devices: records, enrolment, check-in and commands. Every change is audited."""
 
 from .commands import (
+    desired_state_commands_cancel,
     desired_state_commands_queue,
     device_command_cancel,
     device_command_queue,
@@ -24,6 +25,7 @@ from .records import (
 
 __all__ = [
     "DEVICE_EDITABLE_FIELDS",
+    "desired_state_commands_cancel",
     "desired_state_commands_queue",
     "device_apply_reported",
     "device_checkin_touch",

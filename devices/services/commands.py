@@ -146,6 +146,17 @@ def desired_state_commands_queue(*, commands: list[DeviceCommand]) -> list[Devic
     return created
 
 
+def desired_state_commands_cancel(*, subject: str, devices: QuerySet[Device] | list[int]) -> int:
+    """Withdraw the open desired-state commands of ``subject`` for ``devices`` (no longer wanted).
+
+    One UPDATE; a command already sent may still be carried out by the device, and its answer is
+    then ignored (the command is closed). Returns how many were cancelled.
+    """
+    return DeviceCommand.objects.filter(subject=subject, device_id__in=devices, status__in=OPEN_STATUSES).update(
+        status=CommandStatus.CANCELLED, completed_at=timezone.now(), payload={}, error="No longer assigned."
+    )
+
+
 def _tell(devices: QuerySet[Device]) -> None:
     """Mark devices as having something new to be told at their next check-in."""
     devices.update(command_seq=F("command_seq") + 1)

@@ -1,7 +1,8 @@
 """The compliance engine: policies, settings and the SQL matching them, loaded once per run.
 
 ``Engine.rows`` reads a batch of devices in ONE query (their inventory, which policy targets each
-as a ``CASE`` per policy, and on the one-device path the organisation settings as subqueries);
+as a ``CASE`` per policy, whether a ``compliance_sources`` source blocks apps on it, and on the
+one-device path the organisation settings as subqueries);
 ``Engine.plan`` evaluates them in Python against their stored failures (``policies.compliance``)
 and returns only what changed; ``Plan.write_failures`` and ``compliance_states_write`` write it
 set-based. The services in ``policies.services.compliance`` drive it.
@@ -20,12 +21,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import BooleanField, Case, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
-from devices.models import Device
+from devices.models import Device, DeviceInventory
 from mdm_portal.core.audit import Actor
 from mdm_portal.core.models import AuditEvent
 
 from ..choices import AssignmentMode, NoncomplianceActionType
 from ..compliance import ERROR_PREFIX, DeviceFacts, MergedRules, Outcome, assess, merge_rules
+from ..compliance_sources import blocked_apps_sources
 from ..models import (
     ComplianceActionRun,
     ComplianceFailure,
@@ -174,6 +176,10 @@ class Engine:
                 matched = Case(When(q, then=Value(True)), default=Value(False), output_field=BooleanField())
                 self.annotations[f"m{pk}"] = matched
         self.matchers = [key for key in self.annotations if key.startswith("m")]
+        # Apps blocked outside the policies (app assignments): a flag per source in the device query.
+        self.sources = blocked_apps_sources()
+        for index, source in enumerate(self.sources):
+            self.annotations[f"xblocked{index}"] = source.flag()
         fields = list(DEVICE_FIELDS)
         if any(policy.blocked_apps for policy in self.policies.values()):
             fields.append("inventory__installed_apps")
@@ -203,8 +209,11 @@ class Engine:
                 "pk", "device_id", "policy_id", "rule", "expected", "actual", "since"
             ):
                 stored[device_id][(policy_id, rule)] = (pk, expected, actual, since)
+        extra = self.assigned_blocked(rows)
         plan = Plan()
         for row in rows:
+            if row["pk"] in extra:
+                row = {**row, **extra[row["pk"]]}
             known = stored.get(row["pk"], {})
             dated, outcome = self.assess(row, known)
             fresh = set()
@@ -232,6 +241,27 @@ class Engine:
                 plan.fixed_devices.append(row["pk"])
             plan.outcomes[row["pk"]] = (row["compliance_state"], outcome.state)
         return plan
+
+    def assigned_blocked(self, rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """``{device id: row additions}`` for the devices a registered source blocks apps on.
+
+        One query per source that flagged a device of the batch, plus one read of those devices'
+        installed apps when no policy made the device query read them already; nothing otherwise.
+        """
+        found: dict[int, list[str]] = defaultdict(list)
+        for index, source in enumerate(self.sources):
+            flagged = [row["pk"] for row in rows if row.get(f"xblocked{index}")]
+            if flagged:
+                for device_id, identifiers in source.identifiers(flagged).items():
+                    found[device_id].extend(identifiers)
+        extra: dict[int, dict[str, Any]] = {
+            pk: {"assigned_blocked_apps": tuple(ids)} for pk, ids in found.items() if ids
+        }
+        if extra and "inventory__installed_apps" not in self.fields:
+            inventories = DeviceInventory.objects.filter(device_id__in=list(extra))
+            for device_id, apps in inventories.values_list("device_id", "installed_apps"):
+                extra[device_id]["inventory__installed_apps"] = apps
+        return extra
 
     def apply(self, rows: list[dict[str, Any]], *, read_failures: bool = True) -> dict[int, tuple[str, str]]:
         """Evaluate ``rows`` and write their failures (the caller writes the states)."""
