@@ -15,6 +15,7 @@ urlpatterns = [
     path("portal/", include("mdm_portal.portal_urls")),
     path("api/v1/", include("mdm_portal.api_urls")),
     path("agent/v1/", include("devices.protocol.urls")),
+    path("mam/v1/", include("apps.mam_api.urls")),
     path("access/", include("devices.access_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
