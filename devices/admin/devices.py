@@ -153,10 +153,10 @@ class DeviceAdmin(AuthzModelAdmin):
         (None, {"fields": ("name", "ownership", "scope", "primary_user")}),
         ("Hardware and OS", {"fields": HARDWARE_FIELDS}),
         ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
-        ("Configuration and compliance", {"fields": ("configuration_and_compliance",)}),
+        ("Configuration and compliance", {"fields": ("configuration_and_compliance", "apps_on_device")}),
     )
     # Everything but the first section is reported by the device or set by the lifecycle.
-    readonly_fields = [*HARDWARE_FIELDS, *LIFECYCLE_FIELDS, "configuration_and_compliance"]
+    readonly_fields = [*HARDWARE_FIELDS, *LIFECYCLE_FIELDS, "configuration_and_compliance", "apps_on_device"]
 
     @admin.display(description="Compliance")
     def configuration_and_compliance(self, obj):
@@ -164,6 +164,12 @@ class DeviceAdmin(AuthzModelAdmin):
 
         # render_change_form knows who is asking; the link is only for those who may follow it.
         return compliance_summary(obj, link=getattr(obj, "effective_policy_visible", False))
+
+    @admin.display(description="Apps")
+    def apps_on_device(self, obj):
+        from apps.admin.installs import device_installs_link
+
+        return device_installs_link(obj, visible=getattr(obj, "app_installs_visible", False))
 
     def has_add_permission(self, request, *args):
         # Devices come from enrolment and corporate-identifier import, not from a blank form.
@@ -228,9 +234,11 @@ class DeviceAdmin(AuthzModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
+            from apps.admin.installs import may_view_device_installs
             from policies.admin.effective import may_view_effective
 
             obj.effective_policy_visible = may_view_effective(request.user, obj)
+            obj.app_installs_visible = may_view_device_installs(request.user, obj)
             context["remote_actions"] = self.remote_actions_for(request, obj)
             context["device_commands_url"] = (
                 reverse("admin:devices_devicecommand_changelist") + f"?device__id__exact={obj.pk}"

@@ -43,7 +43,7 @@ class UserAdmin(AuthzAdminMixin, DjangoUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "scope", "password1", "password2")}),
     )
-    readonly_fields = ["last_login", "date_joined", "effective_policy"]
+    readonly_fields = ["last_login", "date_joined", "effective_policy", "app_instances"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -58,6 +58,8 @@ class UserAdmin(AuthzAdminMixin, DjangoUserAdmin):
         )
         if obj is not None and policy_viewer:
             fieldsets = (*fieldsets, ("Configuration and compliance", {"fields": ("effective_policy",)}))
+        if obj is not None and authz.has_any(request.user, "apps.view_managedappinstance"):
+            fieldsets = (*fieldsets, ("Apps", {"fields": ("app_instances",)}))
         return fieldsets
 
     @admin.display(description="Their devices")
@@ -68,6 +70,12 @@ class UserAdmin(AuthzAdminMixin, DjangoUserAdmin):
             url,
             "Every setting and compliance rule that applies to their devices",
         )
+
+    @admin.display(description="App protection")
+    def app_instances(self, obj):
+        from apps.admin.protection import person_app_instances_link
+
+        return person_app_instances_link(obj)
 
 
 class UserGroupForm(forms.ModelForm):

@@ -30,3 +30,30 @@ def role_assignment_list(*, user) -> QuerySet[RoleAssignment]:
 
 def audit_event_list(*, user) -> QuerySet[AuditEvent]:
     return authz.restrict(AuditEvent.objects.select_related("target_type", "actor_user"), user, "core.view_auditevent")
+
+
+# Permissions that let a person target what they manage at people (by user group).
+TARGETING_PERMISSIONS = (
+    "policies.add_configurationprofile",
+    "policies.change_configurationprofile",
+    "policies.add_compliancepolicy",
+    "policies.change_compliancepolicy",
+    "apps.add_app",
+    "apps.change_app",
+    "apps.add_appprotectionpolicy",
+    "apps.change_appprotectionpolicy",
+)
+
+
+def assignable_user_groups(*, user) -> QuerySet[UserGroup]:
+    """User groups a person may choose as an assignment target.
+
+    User groups are organisation-wide directory objects without a scope. Whoever may view them
+    sees all of them; so does anyone who manages profiles, policies or apps in some scope, because
+    an assignment of a scoped object only ever reaches that scope's devices or people, whatever
+    group it names. Everyone else sees none.
+    """
+    groups = UserGroup.objects.order_by("name")
+    if authz.has_any(user, "core.view_usergroup") or any(authz.has_any(user, p) for p in TARGETING_PERMISSIONS):
+        return groups
+    return groups.none()

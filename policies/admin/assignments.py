@@ -19,6 +19,7 @@ from devices.choices import Ownership, Platform
 from devices.models import Device, DeviceGroup
 from mdm_portal.core import authz
 from mdm_portal.core.models import UserGroup
+from mdm_portal.core.selectors import assignable_user_groups
 
 from ..choices import AssignmentMode, AssignmentTarget
 from ..models import AssignmentBase, CompliancePolicy, ConfigurationProfile
@@ -30,7 +31,7 @@ SAMPLE_SIZE = 10
 
 
 def visible_user_groups(user):
-    return authz.restrict(UserGroup.objects.order_by("name"), user, "core.view_usergroup")
+    return assignable_user_groups(user=user)
 
 
 def visible_device_groups(user, obj: ConfigurationProfile | CompliancePolicy | None):

@@ -67,6 +67,14 @@ class EditorAdmin(AuthzModelAdmin):
     def delete_consequences(self, obj) -> list[str]:
         return []
 
+    def editor_assignments(self, request, *, data, obj, proposed_obj, disabled: bool):
+        """The assignments formset; a subclass whose rows differ (an app's intent) gives its own."""
+        return assignment_formset(request, data=data, obj=obj, proposed_obj=proposed_obj, disabled=disabled)
+
+    def editor_preview(self, request, proposed_obj, assignments):
+        """What saving the proposed rows would do, shown by "Preview"."""
+        return assignments_preview(user=request.user, obj=proposed_obj, proposed=assignments.proposed())
+
     # The page ------------------------------------------------------------------------------------
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -92,16 +100,18 @@ class EditorAdmin(AuthzModelAdmin):
         form = self.editor_form(request, obj, data, disabled=not can_edit)
         form_valid = form.is_valid() if posted else False
         proposed_obj = self.editor_proposed(form, obj)
-        assignments = assignment_formset(request, data=data, obj=obj, proposed_obj=proposed_obj, disabled=not can_edit)
+        assignments = self.editor_assignments(
+            request, data=data, obj=obj, proposed_obj=proposed_obj, disabled=not can_edit
+        )
         formsets = self.editor_formsets(request, obj, data, disabled=not can_edit)
-        preview: Preview | None = None
+        preview: Preview | Any = None
 
         if posted:
             valid = all([form_valid, assignments.is_valid(), *[f.is_valid() for f in formsets.values()]])
             if not valid:
                 self.message_user(request, "Please correct the errors below; nothing was saved.", messages.ERROR)
             elif "_preview" in request.POST:
-                preview = assignments_preview(user=request.user, obj=proposed_obj, proposed=assignments.proposed())
+                preview = self.editor_preview(request, proposed_obj, assignments)
             else:
                 try:
                     saved = self.editor_save(request, obj, form, formsets, assignments.rows())

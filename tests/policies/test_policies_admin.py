@@ -653,26 +653,29 @@ def test_read_only_sees_the_page_disabled_with_the_real_scope(client, people):
     assert 'name="_save"' not in content and "data-add-row" not in content
 
 
-def test_a_scoped_manager_keeps_a_user_group_row_they_cannot_list(client, people, manager_a):
+def test_a_scoped_manager_may_target_any_user_group_and_still_reaches_only_their_scope(client, people, manager_a):
     from mdm_portal.core import services as core_services
+    from mdm_portal.core.selectors import assignable_user_groups
+    from policies.targeting import targeted_devices
     from tests.factories import SYSTEM
 
-    sales = core_services.user_group_save(actor=SYSTEM, name="Sales", members=[people.employee])
-    profile = make_profile(
-        "EMEA passcode", scope=people.scope_a, rows=[{"mode": "include", "target": "user_group", "user_group": sales}]
+    everyone = core_services.user_group_save(
+        actor=SYSTEM, name="Everyone", members=[people.employee, people.other_employee]
     )
+    sales = core_services.user_group_save(actor=SYSTEM, name="Sales", members=[people.employee])
+    profile = make_profile("EMEA passcode", scope=people.scope_a, rows=[])
     client.force_login(manager_a)
     page = client.get(change_url(profile))
-    assert list(page.context["assignments"].forms[0].fields["user_group"].queryset) == [sales]
-    rows = [assignment_row("user_group", user_group=sales.pk)]
+    # User groups are directory-wide: whoever manages profiles in a scope may name any of them.
+    assert list(page.context["assignments"].forms[0].fields["user_group"].queryset) == [everyone, sales]
+    rows = [assignment_row("user_group", user_group=everyone.pk)]
     saved = client.post(
-        change_url(profile), passcode_form("EMEA passcode", scope=people.scope_a.pk, rows=rows, initial=1)
+        change_url(profile), passcode_form("EMEA passcode", scope=people.scope_a.pk, rows=rows, initial=0)
     )
     assert saved.status_code == 302, saved.content.decode()[:3000]
-    assert [(a.target, a.user_group_id) for a in profile.assignments.all()] == [("user_group", sales.pk)]
-    other = core_services.user_group_save(actor=SYSTEM, name="Executives", members=[])
-    rows = [assignment_row("user_group", user_group=other.pk)]
-    refused = client.post(
-        change_url(profile), passcode_form("EMEA passcode", scope=people.scope_a.pk, rows=rows, initial=1)
-    )
-    assert refused.status_code == 200 and refused.context["assignments"].forms[0].errors["user_group"]
+    assert [(a.target, a.user_group_id) for a in profile.assignments.all()] == [("user_group", everyone.pk)]
+    # ...but a scope-A profile reaches only scope A's devices, whoever else is in the group.
+    assert list(targeted_devices(profile)) == [people.device_a]
+    # People who manage nothing that can be assigned get no user groups to choose from.
+    assert not assignable_user_groups(user=people.helpdesk_a).exists()
+    assert not assignable_user_groups(user=people.employee).exists()
