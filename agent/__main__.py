@@ -1,4 +1,4 @@
-"""Command line of the device agent: ``python -m agent enroll|run|rotate-secret|simulate``.
+"""Command line of the device agent: ``python -m agent enroll|run|rotate-secret|simulate|mam``.
 
 Exit status: 0 done, 1 failed (the message says why), 2 wrong usage, 3 the device was retired
 (its state was deleted), 130 interrupted.
@@ -7,6 +7,7 @@ Exit status: 0 done, 1 failed (the message says why), 2 wrong usage, 3 the devic
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -19,8 +20,16 @@ from pathlib import Path
 from agent import __version__
 from agent.client import TRANSPORTS, AgentClient, DeviceRetired, ProtocolError, RateLimited
 from agent.executor import PROFILES_FILE, CommandExecutor
-from agent.fleet import DEFAULT_PLATFORM_MIX, DRIFT_EVENTS, parse_drift, parse_platform_mix
+from agent.fleet import (
+    DEFAULT_INSTALL_FAILURE_RATE,
+    DEFAULT_PLATFORM_MIX,
+    DRIFT_EVENTS,
+    parse_drift,
+    parse_platform_mix,
+)
 from agent.inventory import collect_inventory, device_identity
+from agent.mam import add_mam_parser
+from agent.packages import APPS_FILE
 from agent.simulator import run_simulation
 from agent.state import AgentState, StateError, default_state_path, delete_state, load_state, save_state
 
@@ -106,11 +115,15 @@ def run_agent(
     """Check in, run the commands, report their results, sleep; until stopped (or once)."""
     stop = stop or threading.Event()
     executor = executor or CommandExecutor(
-        allow_changes=allow_changes, profiles_path=Path(state_path).with_name(PROFILES_FILE)
+        allow_changes=allow_changes,
+        profiles_path=Path(state_path).with_name(PROFILES_FILE),
+        apps_path=Path(state_path).with_name(APPS_FILE),
     )
     unreported: dict[str, dict] = {}  # results the server has not taken yet, by command id
     failures = immediate = 0
     with AgentClient(state.server_url, secret=state.device_secret, timeout=timeout) as client:
+        if executor.packages.download is None:
+            executor.packages.download = functools.partial(_download, client)
         while True:
             wait = interval if interval is not None else state.checkin_interval_seconds or DEFAULT_INTERVAL
             try:
@@ -164,6 +177,10 @@ def run_agent(
                     return EXIT_OK
             if stop.wait(max(wait, 1)):
                 return EXIT_OK
+
+
+def _download(client: AgentClient, url: str, write, max_bytes: int) -> int:
+    return client.download(url, write, max_bytes=max_bytes)
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -241,6 +258,7 @@ def command_simulate(args: argparse.Namespace) -> int:
             allow_remote=args.allow_remote,
             log=lambda message: print(message, file=sys.stderr, flush=True),
             drift=drift,
+            install_failure_rate=args.install_failure_rate,
         )
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -280,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="check in once and exit")
     run.add_argument("--interval", type=_positive, help="seconds between check-ins (default: what the server says)")
     run.add_argument(
-        "--allow-changes", action="store_true", help="let commands change this host (rename, lock); off by default"
+        "--allow-changes",
+        action="store_true",
+        help="let commands change this host (rename, lock, install and remove packages); off by default",
     )
     run.set_defaults(handler=command_run)
 
@@ -306,11 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
         "N the check-in after enrolment (default 1); e.g. --drift windows:encryption_off@3. "
         f"Events: {', '.join(DRIFT_EVENTS)}. Repeatable.",
     )
+    simulate.add_argument(
+        "--install-failure-rate",
+        type=float,
+        default=DEFAULT_INSTALL_FAILURE_RATE,
+        help="chance an app install fails with a reason the platform gives (default: %(default)s)",
+    )
     simulate.add_argument("--timeout", type=float, default=10, help="seconds to wait for the server (default: 10)")
     simulate.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON")
     simulate.add_argument("-v", "--verbose", action="store_true", help="log in more detail")
     simulate.set_defaults(handler=command_simulate)
+    add_mam_parser(commands)
     return parser
 
 

@@ -1,7 +1,7 @@
 """A client of the agent protocol (``docs/agent-protocol.md``) over one keep-alive HTTP(S) connection.
 
-``AgentClient`` is one device's view of the portal: it enrols, checks in, reports command results
-and rotates its secret. Any non-2xx reply raises ``ProtocolError`` (``DeviceRetired`` for 410,
+``AgentClient`` is one device's view of the portal: it enrols, checks in, reports command results,
+downloads app packages and rotates its secret. Any non-2xx reply raises ``ProtocolError`` (``DeviceRetired`` for 410,
 ``RateLimited`` for 429) carrying the protocol's machine-readable code; a server that cannot be
 reached raises ``ServerUnreachable``. The HTTP connection is a separate ``Connection`` so that many
 clients (the fleet simulator's devices) can share one connection per worker thread.
@@ -18,6 +18,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from agent import __version__
@@ -26,6 +27,7 @@ API_PREFIX = "/agent/v1"
 TRANSPORTS = ("over_the_air", "connected")
 PLATFORMS = ("ios", "ipados", "android", "windows", "macos", "linux")
 DEFAULT_RETRY_AFTER_SECONDS = 60
+DOWNLOAD_CHUNK = 256 * 1024
 USER_AGENT = f"mdm-agent/{__version__}"
 
 # Failures that mean a reused keep-alive connection was closed by the server while idle; the
@@ -108,6 +110,16 @@ class Connection:
     def close(self) -> None:
         with self._lock:
             self._close()
+
+    def separate(self) -> http.client.HTTPConnection:
+        """A new connection of its own to the same server, for a long download that must not hold this one."""
+        return self._connect()
+
+    def same_origin(self, url: str) -> bool:
+        """Whether ``url`` (absolute) points at this server: the only one a device secret is sent to."""
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.scheme == self.scheme and (parts.hostname or "").lower() == self.host.lower() and port == self.port
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -276,6 +288,54 @@ class AgentClient:
     def report_results(self, results: list[dict]) -> dict:
         """Report command results; returns ``{"accepted": [...], "unknown": [...]}``."""
         return self._post("/commands/results", {"results": list(results)})
+
+    def download(self, url: str, write: Callable[[bytes], object], *, max_bytes: int) -> int:
+        """GET a file the portal serves to this device (an app package) and hand it to ``write`` in chunks.
+
+        ``url`` is a path on the portal (``/agent/v1/apps/<id>/package``) or an absolute URL of the
+        same server; the device secret is never sent anywhere else, and a redirect is not followed.
+        Returns the number of bytes; raises ``ProtocolError`` for a refusal, a foreign address, or a
+        file larger than ``max_bytes``.
+        """
+        if not self.secret:
+            raise ProtocolError(401, "invalid_credentials", "This agent is not enrolled: enrol it first.")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme or parts.netloc:
+            if not self.connection.same_origin(url):
+                raise ProtocolError(
+                    0,
+                    "foreign_download",
+                    f"The package address {url} is not on the portal; the agent did not fetch it.",
+                )
+        elif not parts.path.startswith("/"):
+            raise ProtocolError(0, "invalid_download", f"The package address '{url}' is not a path on the portal.")
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {"Authorization": f"Device {self.secret}", "User-Agent": USER_AGENT, "Accept": "*/*"}
+        try:
+            conn = self.connection.separate()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ServerUnreachable(f"Cannot reach the server at {self.base_url}: {exc}.") from exc
+        try:
+            conn.request("GET", target, headers=headers)
+            response = conn.getresponse()
+            if response.status != 200:
+                body = response.read(64 * 1024)
+                raise error_from_response(
+                    response.status, response.reason, {k.lower(): v for k, v in response.getheaders()}, body
+                )
+            total = 0
+            while chunk := response.read(DOWNLOAD_CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise ProtocolError(
+                        200, "download_too_large", f"The package is larger than the {max_bytes} bytes announced."
+                    )
+                write(chunk)
+            return total
+        except (OSError, http.client.HTTPException) as exc:
+            raise ServerUnreachable(f"The download from {self.base_url} broke off: {exc}.") from exc
+        finally:
+            conn.close()
 
     def rotate_secret(self) -> str:
         """Get a new device secret (the old one stops working at once) and keep it."""

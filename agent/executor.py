@@ -3,6 +3,7 @@
 Nothing on the host changes unless the agent runs with ``--allow-changes``: without it, a command
 that would change the host is answered with an ``error`` result saying what would have been run,
 so IT sees that it did not happen. A command this agent does not implement is an ``error`` too.
+Apps (``install_app``/``remove_app`` of Debian packages) are handled by ``agent.packages``.
 
 Configuration profiles arrive as the Linux agent's JSON document (``linux-agent-profile``, see
 ``policies/platforms/linux.py``): a list of actions. ``networkmanager_connection`` writes a
@@ -16,6 +17,7 @@ back in a result.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -28,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.packages import Download, PackageManager
+
 logger = logging.getLogger(__name__)
 
 ACKNOWLEDGED, ERROR, NOT_NOW = "acknowledged", "error", "not_now"
@@ -35,6 +39,7 @@ RESULT_STATUSES = (ACKNOWLEDGED, ERROR, NOT_NOW)
 MAX_NAME_LENGTH = 255
 
 PROFILES_FILE = "profiles.json"
+PACKAGE_TOOL_TIMEOUT = 900  # apt-get may fetch dependencies
 PROFILE_FORMAT = "linux-agent-profile"
 PROFILE_SCHEMA = 1
 NM_CONNECTIONS = Path("/etc/NetworkManager/system-connections")
@@ -131,8 +136,11 @@ class CommandExecutor:
     """Executes commands from a check-in reply; ``sync_requested`` tells the run loop to check in again.
 
     ``which``, ``run``, ``write``, ``remove`` and ``encrypted`` are the host's tool lookup, process
-    runner, file writer, file remover and root-encryption probe, replaceable in tests.
-    ``profiles_path`` keeps the record of installed profiles across restarts (memory only if None).
+    runner, file writer, file remover and root-encryption probe, replaceable in tests (the package
+    tools run through ``run`` too, with a longer timeout when it is the real runner).
+    ``profiles_path`` keeps the record of installed profiles across restarts (memory only if None),
+    ``apps_path`` the record of installed apps; ``download`` fetches an app package from the portal
+    with the device secret (``agent.packages``; the run loop connects it to its client).
     """
 
     def __init__(
@@ -145,6 +153,9 @@ class CommandExecutor:
         remove: Callable[[Path], None] = remove_file,
         encrypted: Callable[[], bool | None] = root_encrypted,
         profiles_path: Path | None = None,
+        apps_path: Path | None = None,
+        download: Download | None = None,
+        downloads_dir: Path | None = None,
     ):
         self.allow_changes = allow_changes
         self.which = which
@@ -154,6 +165,16 @@ class CommandExecutor:
         self.encrypted = encrypted
         self.profiles_path = profiles_path
         self.profiles: dict[str, dict] = self._load_profiles()
+        self.packages = PackageManager(
+            allow_changes=allow_changes,
+            which=which,
+            run=run,
+            run_long=functools.partial(run_command, timeout=PACKAGE_TOOL_TIMEOUT) if run is run_command else run,
+            write_record=write_file,
+            download=download,
+            apps_path=apps_path,
+            downloads_dir=downloads_dir,
+        )
         self.sync_requested = False
 
     def execute_all(self, commands: Iterable[dict]) -> list[dict]:
@@ -182,6 +203,8 @@ class CommandExecutor:
             "install_profile": self._install_profile,
             "remove_profile": self._remove_profile,
             "notify": self._notify,
+            "install_app": self._install_app,
+            "remove_app": self._remove_app,
         }.get(kind)
         if handler is None:
             return error(command_id, f"This agent cannot run '{kind}' on Linux.")
@@ -243,11 +266,29 @@ class CommandExecutor:
     # -- configuration profiles ----------------------------------------------------------------
 
     def inventory(self) -> dict:
-        """The inventory fields this executor knows: the profiles it installed."""
-        if not self.profiles:
-            return {}
-        installed = ({"identifier": p["identifier"], "version": p["version"]} for p in self.profiles.values())
-        return {"profiles": sorted(installed, key=lambda p: p["identifier"])}
+        """The inventory fields this executor knows: the profiles and the apps (packages) it installed."""
+        inventory = self.packages.inventory()
+        if self.profiles:
+            installed = ({"identifier": p["identifier"], "version": p["version"]} for p in self.profiles.values())
+            inventory["profiles"] = sorted(installed, key=lambda p: p["identifier"])
+        return inventory
+
+    # -- apps --------------------------------------------------------------------------------------
+
+    def _install_app(self, command_id: str, payload: dict) -> dict:
+        failure = self.packages.install(payload)
+        if failure:
+            return error(command_id, failure)
+        self.sync_requested = True  # report the new package in the inventory at once
+        version = self.packages.installed_version(str(payload.get("identifier")))
+        return acknowledged(command_id, {"version": version} if version else None)
+
+    def _remove_app(self, command_id: str, payload: dict) -> dict:
+        failure = self.packages.remove(payload)
+        if failure:
+            return error(command_id, failure)
+        self.sync_requested = True
+        return acknowledged(command_id)
 
     def _install_profile(self, command_id: str, payload: dict) -> dict:
         if payload.get("error"):

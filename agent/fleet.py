@@ -8,7 +8,10 @@ generators seeded by the fleet seed, so the same seed gives the same fleet.
 Configuration profiles act on a device as they would on the real thing: a passcode profile makes
 the simulated user choose a passcode that meets it, an encryption profile turns encryption on (on
 an iPhone or iPad, encryption follows the passcode), and every installed profile is reported back
-in the inventory (``profiles``). ``PlannedDrift`` (``--drift``) makes a chosen device drift in a
+in the inventory (``profiles``). Apps are installed and removed as the portal asks
+(``install_app``/``remove_app``): the next inventory's ``installed_apps`` shows the change, and now
+and then an install fails with a reason the platform would give (``install_failure_rate``), or
+because the device is out of storage. ``PlannedDrift`` (``--drift``) makes a chosen device drift in a
 chosen way at a chosen check-in, so a demo can show a device falling out of compliance on cue.
 """
 
@@ -23,11 +26,49 @@ from agent.catalogue import APPS, HARDWARE, SERIAL_FORMATS, TAC, Hardware, OsRel
 from agent.client import PLATFORMS
 from agent.executor import acknowledged, error, not_now
 from agent.inventory import MACHINE_ID_SERIAL_PREFIX
+from agent.packages import package_download
 
 DEFAULT_PLATFORM_MIX = {"ios": 25, "ipados": 5, "android": 30, "windows": 20, "macos": 10, "linux": 10}
 DEFAULT_CHECKIN_INTERVAL = 900
 ACKNOWLEDGED_COMMANDS = frozenset({"sync", "lock", "restart", "rename", "reset_passcode"})
-PROFILE_COMMANDS = frozenset({"install_profile", "remove_profile", "notify"})
+PROFILE_COMMANDS = frozenset({"install_profile", "remove_profile", "notify", "install_app", "remove_app"})
+DEFAULT_INSTALL_FAILURE_RATE = 0.02
+# The package format each platform installs (a line-of-business app of another format cannot be).
+PACKAGE_FORMATS = {"ios": "ipa", "ipados": "ipa", "android": "apk", "windows": "msi", "macos": "pkg", "linux": "deb"}
+# Size a store app takes when the store does not say (MiB): enough to matter on a full device.
+STORE_APP_MB = 180
+# What goes wrong now and then when an app is installed, in the words each platform reports it.
+INSTALL_FAILURES = {
+    "ios": (
+        "The App Store could not be reached (NSURLErrorDomain -1001: the request timed out). It is tried again.",
+        "The user cancelled the installation when asked to sign in to the App Store.",
+    ),
+    "android": (
+        "Google Play could not download the app (error 927: the Play Store was updating itself).",
+        "Installation failed: INSTALL_FAILED_VERIFICATION_FAILURE (Play Protect is still checking the package).",
+    ),
+    "windows": (
+        "The installer exited with code 1618: another installation is already in progress.",
+        "The Microsoft Store could not download the app (0x80072EE2: the operation timed out).",
+    ),
+    "macos": (
+        "installer: the install failed (another installation is in progress: softwareupdated).",
+        "The Mac App Store could not be reached (the request timed out).",
+    ),
+    "linux": (
+        "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 2214 (unattended-upgr).",
+        "dpkg: error processing archive: dependency problems, leaving it unconfigured.",
+    ),
+}
+INSTALL_FAILURES["ipados"] = INSTALL_FAILURES["ios"]
+NO_STORAGE = {
+    "ios": "There is not enough storage to install the app. Free up space in Settings > General > Storage.",
+    "ipados": "There is not enough storage to install the app. Free up space in Settings > General > Storage.",
+    "android": "Installation failed: INSTALL_FAILED_INSUFFICIENT_STORAGE. Free up space and try again.",
+    "windows": "0x80070070: there is not enough space on the disk.",
+    "macos": "There is not enough free disk space to install the app.",
+    "linux": "E: You don't have enough free space in /var/cache/apt/archives/.",
+}
 # What a device reports as its passcode quality, weakest first; a fingerprint or face unlock sits
 # on top of a numeric passcode (the portal ranks them the same way).
 PASSCODE_RANK = {"none": 0, "numeric": 1, "biometric": 1, "alphanumeric": 2, "complex": 3}
@@ -204,6 +245,7 @@ class SimulatedDevice:
     transport: str
     rng: random.Random = field(repr=False)
     not_now_rate: float = 0.05
+    install_failure_rate: float = DEFAULT_INSTALL_FAILURE_RATE
     device_id: str | None = None
     secret: str | None = field(default=None, repr=False)
     server_interval: int = DEFAULT_CHECKIN_INTERVAL
@@ -466,6 +508,70 @@ class SimulatedDevice:
         self.notifications = [*self.notifications, {"title": title, "message": message}][-MAX_NOTIFICATIONS:]
         return acknowledged(command_id)
 
+    # -- apps ------------------------------------------------------------------------------------
+
+    def _install_app(self, command_id: str, payload: dict) -> dict:
+        """Install (or update) an app from its store or its package; the next inventory lists it.
+
+        A web link is added to the home screen and is no app: acknowledged, never in the inventory.
+        """
+        identifier, kind = payload.get("identifier"), payload.get("kind")
+        name = str(payload.get("name") or identifier or "the app")
+        if payload.get("error"):
+            return error(command_id, f"The portal could not send {name}: {payload['error']}")
+        if kind == "web":
+            return acknowledged(command_id)
+        if not isinstance(identifier, str) or not identifier:
+            return error(command_id, f"The install_app command for {name} has no app identifier; send it again.")
+        size_mb = STORE_APP_MB
+        if kind == "lob":
+            download = package_download(payload)
+            wanted = PACKAGE_FORMATS[self.platform]
+            if download.get("format") != wanted:
+                label = _PLATFORM_LABELS[self.platform]
+                return error(
+                    command_id,
+                    f"A .{download.get('format') or '?'} package cannot be installed on {label}; "
+                    f"{label} installs .{wanted} packages.",
+                )
+            if not download.get("url") or not download.get("sha256"):
+                return error(command_id, f"The package of {name} has no download address or checksum; send it again.")
+            size = download.get("size")
+            size_mb = max(1, size // (1024 * 1024)) if type(size) is int and size > 0 else 1
+        if self.free_storage_mb < size_mb + 200:  # a device keeps some room free for itself
+            return error(command_id, NO_STORAGE[self.platform])
+        if self.rng.random() < self.install_failure_rate:
+            return error(command_id, self.rng.choice(INSTALL_FAILURES[self.platform]))
+        version = payload.get("version") if isinstance(payload.get("version"), str) and payload.get("version") else ""
+        if not version:
+            known = {app[0]: app[2][1] for app in APPS.get(self.platform, ())}
+            version = known.get(identifier, "1.0")
+        if self.installed_apps is None:
+            self.installed_apps = []  # a Linux host reports the packages it was asked to manage
+        current = next((app for app in self.installed_apps if app["identifier"] == identifier), None)
+        if current is None:
+            self.installed_apps.append({"identifier": identifier, "name": name, "version": version})
+            self.free_storage_mb -= size_mb
+        else:
+            current["version"] = version
+        self.sync_requested = True  # report the new inventory at once, as a device does after an install
+        return acknowledged(command_id, {"version": version})
+
+    def _remove_app(self, command_id: str, payload: dict) -> dict:
+        """Remove an app; removing one that is not installed is done already (idempotent)."""
+        identifier = payload.get("identifier")
+        if payload.get("kind") == "web":
+            return acknowledged(command_id)
+        if not isinstance(identifier, str) or not identifier:
+            return error(command_id, "This remove_app command has no app identifier; send it again.")
+        installed = self.installed_apps or []
+        kept = [app for app in installed if app["identifier"] != identifier]
+        if len(kept) != len(installed):
+            self.installed_apps = kept
+            self.free_storage_mb = min(self.total_storage_mb, self.free_storage_mb + STORE_APP_MB)
+            self.sync_requested = True
+        return acknowledged(command_id)
+
 
 def _passcode(rng: random.Random, platform: str) -> tuple[str, int]:
     if platform in ("ios", "ipados"):
@@ -501,7 +607,13 @@ def _device_name(rng: random.Random, hardware: Hardware) -> str:
     return f"{first}'s {hardware.short}"
 
 
-def _new_device(index: int, platform: str, seed: object, not_now_rate: float) -> SimulatedDevice:
+def _new_device(
+    index: int,
+    platform: str,
+    seed: object,
+    not_now_rate: float,
+    install_failure_rate: float = DEFAULT_INSTALL_FAILURE_RATE,
+) -> SimulatedDevice:
     rng = random.Random(f"{seed}:{index}")  # noqa: S311 -- simulation, not security
     models = [hw for hw in HARDWARE if hw.platform == platform]
     hardware = rng.choices(models, weights=[hw.weight for hw in models])[0]
@@ -561,6 +673,7 @@ def _new_device(index: int, platform: str, seed: object, not_now_rate: float) ->
         transport="connected" if mobile and rng.random() < 0.05 else "over_the_air",
         rng=rng,
         not_now_rate=not_now_rate,
+        install_failure_rate=install_failure_rate,
     )
 
 
@@ -570,19 +683,24 @@ def generate_fleet(
     seed: object = 0,
     *,
     not_now_rate: float = 0.05,
+    install_failure_rate: float = DEFAULT_INSTALL_FAILURE_RATE,
 ) -> list[SimulatedDevice]:
     """``count`` devices split by ``platform_mix``, shuffled; the same seed gives the same fleet.
+
+    ``install_failure_rate`` is the chance an app install fails for a reason the platform gives.
 
     Serial numbers and IMEIs are unique within the fleet (the portal allows one live device each).
     """
     if count < 0:
         raise ValueError("The number of devices cannot be negative.")
+    if not 0 <= install_failure_rate <= 1:
+        raise ValueError("The install failure rate is a chance between 0 and 1.")
     counts = platform_counts(count, platform_mix or DEFAULT_PLATFORM_MIX) if count else {}
     platforms = [name for name, n in counts.items() for _ in range(n)]
     random.Random(f"{seed}:order").shuffle(platforms)  # noqa: S311 -- simulation, not security
     fleet, serials, imeis = [], set(), set()
     for index, platform in enumerate(platforms):
-        device = _new_device(index, platform, seed, not_now_rate)
+        device = _new_device(index, platform, seed, not_now_rate, install_failure_rate)
         while device.serial_number in serials or (device.imei and device.imei in imeis):
             device.serial_number = _serial(device.rng, device.hardware)
             if device.imei:

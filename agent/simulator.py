@@ -3,7 +3,7 @@
 ``run_simulation`` enrols the devices of ``agent.fleet.generate_fleet`` with a bulk enrolment
 token, then has them check in on their interval (spread at random, never in lockstep), drift (OS
 updates, app changes, now and then encryption turned off or the passcode removed), execute and
-acknowledge commands (installing configuration profiles, showing notifications), and stop after
+acknowledge commands (installing configuration profiles and apps, showing notifications), and stop after
 the given duration. ``drift`` plans a chosen device's drift at a chosen check-in (a demo's
 "this laptop just turned BitLocker off"). Concurrency is bounded by a thread pool;
 each worker thread keeps one keep-alive connection that serves whichever devices it runs. The
@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 from agent.client import AgentClient, Connection, DeviceRetired, ProtocolError, RateLimited, is_loopback_url
-from agent.fleet import PlannedDrift, SimulatedDevice, generate_fleet, plan_drift
+from agent.fleet import DEFAULT_INSTALL_FAILURE_RATE, PlannedDrift, SimulatedDevice, generate_fleet, plan_drift
 
 MAX_IMMEDIATE_CHECKINS = 3  # check-ins in a row that sync commands may ask for
 
@@ -194,6 +194,7 @@ class _Simulation:
     def handle_commands(self, device: SimulatedDevice, client: AgentClient, commands: Iterable) -> None:
         results, kinds = [], []
         for command in commands:
+            held = {app["identifier"] for app in device.installed_apps or []}
             result = device.execute(command)
             if result is not None:
                 results.append(result)
@@ -201,6 +202,8 @@ class _Simulation:
                 if command.get("type") == "notify" and result["status"] == "acknowledged":
                     shown = device.notifications[-1]
                     self.log(f"{device.name} shows a notification: {shown['title'] or 'IT'}: {shown['message']}")
+                elif command.get("type") in ("install_app", "remove_app"):
+                    self.log(_app_outcome(device, command, result, held))
         if not results:
             return
         with self.stats.lock:
@@ -308,6 +311,20 @@ class _Simulation:
         return time.monotonic() - started
 
 
+def _app_outcome(device: SimulatedDevice, command: dict, result: dict, held: set[str]) -> str:
+    """``"LT-45189 installed Zoom Workplace 6.6.10"``, or why it could not; ``held``: the apps it had before."""
+    payload = command.get("payload") if isinstance(command.get("payload"), dict) else {}
+    name = payload.get("name") or payload.get("identifier") or "an app"
+    installing = command.get("type") == "install_app"
+    if result["status"] != "acknowledged":
+        return f"{device.name} could not {'install' if installing else 'remove'} {name}: {result.get('error', '')}"
+    if not installing:
+        had = payload.get("identifier") in held
+        return f"{device.name} removed {name}" if had else f"{device.name} has no {name} to remove"
+    version = f" {payload['version']}" if payload.get("version") else ""
+    return f"{device.name} installed {name}{version}"
+
+
 def _wait_all(futures: list[Future], stop: threading.Event) -> None:
     """Wait for every future; Ctrl-C asks the workers to stop and still waits for them to finish,
     so the report covers what was done. A worker's unexpected exception is raised here."""
@@ -333,6 +350,7 @@ def run_simulation(
     timeout: float = 10.0,
     drift_rate: float = 0.05,
     not_now_rate: float = 0.05,
+    install_failure_rate: float = DEFAULT_INSTALL_FAILURE_RATE,
     allow_remote: bool = False,
     stop_event: threading.Event | None = None,
     log: Callable[[str], None] | None = None,
@@ -344,7 +362,8 @@ def run_simulation(
     throughput); ``duration`` counts from the end of enrolment. ``seed`` makes the fleet and each
     device's behaviour reproducible (a random seed is chosen and reported when omitted).
     ``stop_event`` ends the run early. ``drift`` plans drift on chosen devices (``ValueError``
-    when one cannot happen). Refuses a non-loopback server unless ``allow_remote``.
+    when one cannot happen). ``install_failure_rate`` is the chance an app install fails with a
+    reason the platform would give. Refuses a non-loopback server unless ``allow_remote``.
     """
     if not allow_remote and not is_loopback_url(server_url):
         raise ValueError(
@@ -359,7 +378,9 @@ def run_simulation(
         seed = random.SystemRandom().randrange(1_000_000)
     log = log or (lambda message: None)
     stop = stop_event or threading.Event()
-    fleet = generate_fleet(devices, platform_mix, seed, not_now_rate=not_now_rate)
+    fleet = generate_fleet(
+        devices, platform_mix, seed, not_now_rate=not_now_rate, install_failure_rate=install_failure_rate
+    )
     for device, plan in plan_drift(fleet, list(drift or [])):
         log(f"Planned drift: {device.name} (device {device.index}) {plan.event} at check-in {plan.checkin}.")
     report = SimulationReport(

@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("devices.api.urls")),
     path("", include("policies.api.urls")),
+    path("", include("apps.api.urls")),
 ]

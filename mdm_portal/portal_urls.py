@@ -13,4 +13,5 @@ urlpatterns = [
     path("logout/", PortalLogoutView.as_view(), name="logout"),
     path("", include("devices.urls")),
     path("", include("policies.urls")),
+    path("", include("apps.urls")),
 ]

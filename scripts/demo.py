@@ -181,7 +181,7 @@ def main() -> int:
                     Child(
                         "laptop", "The employee's simulated laptop",
                         [*simulate, "--devices", "1", "--platform-mix", "windows=1", "--seed", "7", "--drift-rate", "0",
-                         "--drift", "encryption_off@3"],
+                         "--drift", "encryption_off@3", "--install-failure-rate", "0"],
                         {**env, "MDM_ENROLLMENT_TOKEN": tokens["laptop"]},
                     ),
                 ):  # fmt: skip

@@ -33,6 +33,11 @@ MATRIX_MODULES: tuple[str, ...] = (
     "tests.policies.test_policies_admin_matrix",
     "tests.policies.test_policies_api_matrix",
     "tests.policies.test_portal_compliance_matrix",
+    "tests.apps.test_mam_matrix",
+    "tests.apps.test_apps_admin_matrix",
+    "tests.apps.test_app_package_download",
+    "tests.apps.test_portal_apps_matrix",
+    "tests.apps.test_apps_api_matrix",
 )
 
 # Endpoint id -> the tests that cover it ("module.test_name").

@@ -3,6 +3,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.management.commands.demo_apps import demo_deb
+from apps.models import App, AppInstall, AppProtectionPolicy
+from apps.selectors_portal import portal_app_catalog
 from devices.choices import LifecycleState, Ownership, Platform
 from devices.models import Device, DeviceGroup
 from devices.selectors import device_group_devices, device_list
@@ -12,6 +15,13 @@ from policies.secrets import secrets_decrypt
 from tests.factories import ScopeFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """The demo's Linux package is stored in a temporary directory, never in the demo's var/media."""
+    settings.MEDIA_ROOT = tmp_path
+
 
 COUNTED = (
     Scope,
@@ -25,6 +35,9 @@ COUNTED = (
     CompliancePolicy,
     ProfileDelivery,
     ComplianceFailure,
+    App,
+    AppInstall,
+    AppProtectionPolicy,
 )
 
 
@@ -117,4 +130,46 @@ def test_demo_org_adds_profiles_and_compliance_policies_with_numbers_for_the_con
 
     out = StringIO()
     call_command("demo_policies", stdout=out)
+    assert "already exist" in out.getvalue()
+
+
+def test_demo_org_adds_an_app_catalog_with_installs_and_app_protection():
+    run_demo_org()
+
+    apps = App.objects.all()
+    assert set(apps.values_list("kind", flat=True)) == {"store", "lob", "web"}
+    assert set(apps.values_list("platform", flat=True)) == set(Platform.values)
+    teams = apps.filter(name="Microsoft Teams")
+    assert teams.count() == 5 and all(app.assignments.get().intent == "required" for app in teams)
+    torrent = apps.get(name="qBittorrent", platform="windows").assignments.get()
+    assert (torrent.intent, torrent.filter_ownership) == ("blocked", "corporate")
+    package = apps.get(kind="lob")
+    filename, data = demo_deb()
+    assert (package.platform, package.identifier, package.current_version.version) == (
+        "linux",
+        "example-vpn-helper",
+        "1.4.2",
+    )
+    assert package.current_version.size_bytes == len(data) and package.current_version.package_format == "deb"
+    assert demo_deb() == (filename, data)  # the same bytes every time
+
+    # The required apps reached every targeted device: most installed, some failed, some pending.
+    states = set(AppInstall.objects.filter(app__in=teams).values_list("state", flat=True))
+    assert states == {"installed", "failed", "pending"}
+    protection = AppProtectionPolicy.objects.order_by("platform")
+    assert [(p.platform, sorted(a.name for a in p.apps.all())) for p in protection] == [
+        ("android", ["Microsoft Outlook", "Microsoft Teams"]),
+        ("ios", ["Microsoft Outlook", "Microsoft Teams"]),
+    ]
+    assert all(p.assignments.get().user_group.name == "All employees" for p in protection)
+
+    # The employee's devices offer the available apps in the Company Portal.
+    employee = User.objects.get(username="employee")
+    device = Device.objects.filter(primary_user=employee, lifecycle_state="enrolled").order_by("pk").first()
+    offered = {entry.app.name: entry.required for entry in portal_app_catalog(user=employee, device=device)}
+    assert offered["Zoom Workplace"] is False and offered["Microsoft Teams"] is True
+    assert "qBittorrent" not in offered
+
+    out = StringIO()
+    call_command("demo_apps", stdout=out)
     assert "already exist" in out.getvalue()

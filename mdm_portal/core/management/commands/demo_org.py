@@ -598,6 +598,7 @@ class Command(BaseCommand):
             )
             device_services.device_group_rules_set(actor=ACTOR, group=group, rules=rules)
         call_command("demo_policies", stdout=self.stdout)  # profiles, compliance policies, a compliance sweep
+        call_command("demo_apps", stdout=self.stdout)  # the app catalog, its installs, app protection
 
         device_count = authz.unrestricted(Device.objects, actor=ACTOR).count()
         return (
