@@ -27,6 +27,7 @@ CELERY = [PYTHON, "-m", "celery", "-A", "mdm_portal"]
 HOST = "127.0.0.1"
 SIMULATED_DEVICES = 20
 START_TIMEOUT = 60  # seconds for the web server to answer
+DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 (the published demo login of demo_org)
 STOP_TIMEOUT = 20  # seconds for a process to stop before it is killed
 
 
@@ -58,8 +59,9 @@ def die_with_parent() -> None:
 class Child:
     """One long-running process, its output prefixed with its name."""
 
-    def __init__(self, name: str, label: str, command: list[str], env: dict[str, str]) -> None:
-        self.name, self.label = name, label
+    def __init__(self, name: str, label: str, command: list[str], env: dict[str, str], *, may_finish=False) -> None:
+        # ``may_finish``: exiting with status 0 is its normal end (the managed apps stop once wiped).
+        self.name, self.label, self.may_finish = name, label, may_finish
         # Its own session, so a Ctrl-C reaches only this script, which then stops the children in order.
         self.process = subprocess.Popen(  # noqa: S603 (our own commands)
             command,
@@ -158,6 +160,9 @@ def main() -> int:
 
     announced, started = False, time.monotonic()
     while not stopping.is_set():
+        for done in [c for c in children if c.may_finish and c.process.poll() == 0]:
+            say(f"{done.label} finished.")
+            children.remove(done)
         dead = next((c for c in children if c.process.poll() is not None), None)
         if dead is not None:
             say(f"{dead.label} exited unexpectedly (exit code {dead.process.returncode}); stopping the others.")
@@ -184,13 +189,21 @@ def main() -> int:
                          "--drift", "encryption_off@3", "--install-failure-rate", "0"],
                         {**env, "MDM_ENROLLMENT_TOKEN": tokens["laptop"]},
                     ),
+                    Child(
+                        "mam", "The employee's managed apps (no enrolment)",
+                        [PYTHON, "-m", "agent", "mam", "--server", f"http://{HOST}:{port}", "--username", "employee",
+                         "--platform", "ios", "--instances", "2", "--interval", "30", "--duration", str(7 * 24 * 3600)],
+                        {**env, "MDM_MAM_PASSWORD": DEMO_PASSWORD},
+                        may_finish=True,
+                    ),
                 ):  # fmt: skip
                     simulator.reader.start()
                     children.append(simulator)
                 say(
                     f"The demo is running: web server, Celery worker, Celery beat, {SIMULATED_DEVICES} simulated "
                     "devices checking in every minute, and the employee's simulated Windows laptop, which turns its "
-                    "encryption off at its third check-in (see it in the Company Portal as 'employee'). Emails go "
+                    "encryption off at its third check-in (see it in the Company Portal as 'employee'), and the "
+                    "employee's Outlook and Teams on an unenrolled iPhone under app protection. Emails go "
                     f"to {BASE_DIR / 'var' / 'mail'}. Press Ctrl-C to stop."
                 )
             elif time.monotonic() - started > START_TIMEOUT:
