@@ -1,11 +1,12 @@
-"""Profile fan-out at size: a change to a profile assigned to 100,000 devices.
+"""Desired-state fan-out at size: a change to a profile, or to a required app, assigned to 100,000 devices.
 
-Prints, for the first fan-out (every device gets a delivery and an install command), a settings
-change (every device gets the new version; the old open commands are cancelled) and an unchanged
-re-run: seconds, devices/s, SQL queries, task messages sent, peak RSS. Runs in a throw-away test
-database of DATABASE_URL (use PostgreSQL).
+Prints, for the first fan-out (every device gets a delivery or install row and an install
+command), a change (a profile setting, or a new app version: every device gets it; the old open
+commands are cancelled) and an unchanged re-run: seconds, devices/s, SQL queries, task messages
+sent, peak RSS. Runs in a throw-away test database of DATABASE_URL (use PostgreSQL).
 
     DATABASE_URL=postgres://postgres@localhost:5432/mdm_portal .venv/bin/python bench/profile_fanout.py --devices 100000
+    DATABASE_URL=... .venv/bin/python bench/profile_fanout.py --devices 100000 --what app
 """
 
 import argparse
@@ -61,17 +62,19 @@ class Messages:
     """Counts the task messages the services send (the broker is not needed: the task runs inline)."""
 
     def __init__(self):
-        from policies import tasks
+        from apps import tasks as app_tasks
+        from policies import tasks as policy_tasks
 
         self.sent = 0
-        self.original = tasks.profile_fanout_task.delay
-        tasks.profile_fanout_task.delay = self.delay
+        for task in (policy_tasks.profile_fanout_task, app_tasks.app_fanout_task):
+            task.delay = self.counted(task)
 
-    def delay(self, *args, **kwargs):
-        self.sent += 1
-        from policies.services.profiles import profile_fanout
+    def counted(self, task):
+        def delay(*args, **kwargs):
+            self.sent += 1
+            return task.run(*args, **kwargs)
 
-        return profile_fanout(*args, **kwargs)
+        return delay
 
 
 def measure(label: str, run, messages: Messages, devices: int) -> None:
@@ -107,6 +110,7 @@ def measure(label: str, run, messages: Messages, devices: int) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--what", choices=("profile", "app"), default="profile")
     args = parser.parse_args()
     setup_test_environment()
     connection.settings_dict["TEST"]["NAME"] = f"bench_fanout_{os.getpid()}"
@@ -120,7 +124,9 @@ def main():
 
         group = build_fleet(args.devices)
         messages = Messages()
-        print(f"{args.devices:,} enrolled devices on {connection.vendor}, profile assigned to a user group of all")
+        print(f"{args.devices:,} enrolled devices on {connection.vendor}, {args.what} assigned to a user group of all")
+        if args.what == "app":
+            return bench_app(group, messages, args.devices)
         state = {}
 
         def create():
@@ -145,6 +151,45 @@ def main():
         measure("save unchanged (nothing to send)", unchanged, messages, args.devices)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def bench_app(group, messages: Messages, devices: int) -> None:
+    """A required store app on every platform's devices (one app per platform), then a new version of each."""
+    from django.db import transaction
+
+    from apps.choices import AppKind
+    from apps.services import app_save, app_version_add
+    from tests.factories import SYSTEM
+
+    apps = []
+
+    def create():
+        with transaction.atomic():
+            for platform in PLATFORMS:
+                app = app_save(
+                    actor=SYSTEM,
+                    data={"name": "Teams", "kind": AppKind.STORE, "platform": platform,
+                          "identifier": f"com.microsoft.teams.{platform}"},
+                    assignments=[{"target": "user_group", "user_group": group.pk, "intent": "required"}],
+                )  # fmt: skip
+                app_version_add(actor=SYSTEM, app=app, version="1.0")
+                apps.append(app)
+
+    def new_version():
+        with transaction.atomic():
+            for app in apps:
+                app_version_add(actor=SYSTEM, app=app, version="1.1")
+
+    def unchanged():
+        from apps.services.delivery import fanout_schedule
+
+        with transaction.atomic():
+            for app in apps:
+                fanout_schedule(app.pk, reason="bench: nothing changed")
+
+    measure("create + assign (first fan-out)", create, messages, devices)
+    measure("new version (supersedence)", new_version, messages, devices)
+    measure("re-run unchanged (nothing to send)", unchanged, messages, devices)
 
 
 if __name__ == "__main__":
