@@ -24,6 +24,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from mdm_portal.core.audit import Actor, audit_record
@@ -132,7 +133,13 @@ def app_instance_register(
     """
     if not user.is_active:
         raise MamError(403, "account_disabled", "Your account is disabled. Ask IT if you think this is a mistake.")
-    app = App.objects.filter(platform=platform, identifier=app_identifier).order_by("pk").first()
+    # Only an app of the person's own scope's catalog (or an organisation-wide one) can be protected.
+    app = (
+        App.objects.filter(platform=platform, identifier=app_identifier)
+        .filter(Q(scope__isnull=True) | Q(scope_id=user.scope_id))
+        .order_by("pk")
+        .first()
+    )
     if app is None:
         raise MamError(
             403,

@@ -137,6 +137,10 @@ def desired_state_commands_queue(*, commands: list[DeviceCommand]) -> list[Devic
             hours=get_action(command.command_type).lifetime_hours
         )
         command.priority = get_action(command.command_type).priority
+    # Lock the devices first, so two concurrent requests for one device and subject (a double tap,
+    # a fan-out racing a check-in) queue one after the other: the second cancels the first's command.
+    locked = {command.device_id for command in commands}
+    list(Device.objects.select_for_update().filter(pk__in=locked).order_by("pk").values_list("pk"))
     for subject, device_ids in by_subject.items():
         DeviceCommand.objects.filter(subject=subject, device_id__in=device_ids, status__in=OPEN_STATUSES).update(
             status=CommandStatus.CANCELLED, completed_at=now, payload={}, error="Replaced by a newer version."

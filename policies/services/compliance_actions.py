@@ -164,6 +164,10 @@ def _each(action: NoncomplianceAction, ids: list[int], *, now: datetime, actor: 
             continue  # a concurrent run did it
         except _TryAgain as exc:
             logger.warning("Compliance action %s for device %s will be retried: %s", action, pk, exc)
+        except Exception:
+            # Only this device's savepoint is rolled back: the chunk's other runs (and the emails
+            # already sent for them) stay recorded, so nothing is done twice at the next run.
+            logger.exception("Compliance action %s failed for device %s; it will be retried", action, pk)
     return count
 
 

@@ -147,12 +147,13 @@ def profile_resend_failed(
         failed = failed.filter(device__in=devices)
     ids = list(failed.filter(device__lifecycle_state=LifecycleState.ENROLLED).values_list("device_id", flat=True))
     for start in range(0, len(ids), FANOUT_BATCH):
-        chunk = ids[start : start + FANOUT_BATCH]
-        commands = _queue_install(profile, chunk)
-        for device_id, command in commands.items():
-            ProfileDelivery.objects.filter(profile=profile, device_id=device_id).update(
-                state=DeliveryState.PENDING, reason="", version=profile.version, command=command
-            )
+        commands = _queue_install(profile, ids[start : start + FANOUT_BATCH])
+        rows = list(ProfileDelivery.objects.filter(profile=profile, device_id__in=list(commands)))
+        for row in rows:
+            row.state, row.reason, row.version, row.command = (
+                DeliveryState.PENDING, "", profile.version, commands[row.device_id]
+            )  # fmt: skip
+        ProfileDelivery.objects.bulk_update(rows, ["state", "reason", "version", "command"], batch_size=FANOUT_BATCH)
     audit_record(actor=actor, verb="profile.resend_failed", target=profile, changes={"resent": len(ids)})
     return len(ids)
 
@@ -325,13 +326,16 @@ def profile_fanout(profile_id: int, *, reason: str = "", recheck_related: bool =
         )
         for start in range(0, len(held), FANOUT_BATCH):
             _queue_removal(profile, held[start : start + FANOUT_BATCH])
-        run.counts["removed"] = gone.delete()[0]
-        audit_record(
-            actor=Actor.system("profile fan-out"),
-            verb="profile.fanout",
-            target=profile,
-            changes={"reason": reason, "version": profile.version, **run.counts},
-        )
+        removed = gone.delete()[0]
+        if removed:
+            run.counts["removed"] = removed
+        if run.counts:  # a run that changed nothing (the hourly reconcile, mostly) is not an event
+            audit_record(
+                actor=Actor.system("profile fan-out"),
+                verb="profile.fanout",
+                target=profile,
+                changes={"reason": reason, "version": profile.version, **run.counts},
+            )
     if recheck_related:
         for other_id in _related_conflicted(profile):
             profile_fanout(other_id, reason=f"re-check after {profile.name!r} changed", recheck_related=False)

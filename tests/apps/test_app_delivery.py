@@ -636,8 +636,9 @@ def test_fanout_queries_grow_with_batches_not_devices(scope_a, monkeypatch):
     three, five, seven = (_fanout_queries(scope_a, n, monkeypatch) for n in (15, 25, 35))
     assert seven - five == five - three  # the same cost for every batch of 5 devices, whatever the fleet
     # Per batch: read the devices (one flag per assignment), their rows, the app's entry of their
-    # inventories; cancel older open commands, insert the commands, tell the devices; upsert the rows.
-    assert (five - three) / 2 == 7
+    # inventories; lock the devices, cancel older open commands, insert the commands, tell the
+    # devices; upsert the rows.
+    assert (five - three) / 2 == 8
 
 
 def test_the_hourly_reconcile_runs_every_assigned_app(fleet):
