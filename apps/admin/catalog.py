@@ -21,9 +21,10 @@ from policies.admin.editor import EditorAdmin, proposed_copy
 
 from ..choices import AppKind, InstallState
 from ..models import App, AppInstall, AppVersion
+from ..selectors import STATE_ORDER, VIEW_INSTALL, install_counts
 from ..services.delivery import app_version_key
 from .assignments import app_assignment_formset, app_assignments_preview
-from .charts import STATE_COLOR, STATE_ORDER, VIEW_INSTALL, install_chart, install_counts
+from .charts import STATE_COLOR, install_chart
 from .filters import scoped_filter
 from .forms import KIND_HELP, AppForm, VersionForm
 

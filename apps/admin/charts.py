@@ -7,27 +7,13 @@ as a table.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count
-
-from mdm_portal.core import authz
 from policies.dashboard_charts import nice_ceiling
 
 from ..choices import InstallState
-from ..models import AppInstall
+from ..selectors import STATE_ORDER
 
-VIEW_INSTALL = "apps.view_appinstall"
-STATE_ORDER = [
-    InstallState.INSTALLED,
-    InstallState.PENDING,
-    InstallState.FAILED,
-    InstallState.CONFLICT,
-    InstallState.NOT_INSTALLED,
-    InstallState.NOT_APPLICABLE,
-]
 STATE_COLOR = {
     InstallState.INSTALLED: "#2e7d32",
     InstallState.PENDING: "#1f5fbf",
@@ -36,18 +22,6 @@ STATE_COLOR = {
     InstallState.NOT_INSTALLED: "#8d6e63",
     InstallState.NOT_APPLICABLE: "#78909c",
 }
-
-
-def install_counts(app_ids: Iterable[int], user) -> dict[int, dict[str, int]]:
-    """Installs per state of each app, among the devices the person may see: one GROUP BY for the page."""
-    app_ids = list(app_ids)
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    if not app_ids:
-        return counts
-    installs = authz.restrict(AppInstall.objects.filter(app_id__in=app_ids), user, VIEW_INSTALL)
-    for row in installs.order_by().values("app_id", "state").annotate(n=Count("pk")):
-        counts[row["app_id"]][row["state"]] = row["n"]
-    return counts
 
 
 @dataclass

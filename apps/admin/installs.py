@@ -21,8 +21,8 @@ from mdm_portal.core.admin_base import AuthzModelAdmin, ReadOnlyAdminMixin, Scop
 
 from ..choices import InstallState
 from ..models import AppInstall
+from ..selectors import STATE_ORDER, VIEW_INSTALL
 from .catalog import RETRY, install_state_badge
-from .charts import STATE_ORDER, VIEW_INSTALL
 from .filters import scoped_filter
 
 

@@ -25,9 +25,9 @@ from mdm_portal.core.audit import Actor
 from policies.api.renderers import CSVOrJSONErrorsMixin, CSVRenderer
 from policies.reports_csv import Table, csv_response
 
-from ..admin.charts import STATE_ORDER, install_counts
 from ..choices import AppKind, InstallState
 from ..models import App, AppDataWipe, AppInstall, AppProtectionPolicy, AppVersion, ManagedAppInstance
+from ..selectors import STATE_ORDER, install_counts
 from ..services import app_delete, app_installs_retry_failed, app_save, app_version_add
 from ..services.mam import app_data_wipe_request
 from ..services.protection import protection_policy_delete, protection_policy_save
