@@ -73,6 +73,8 @@ class CommandType(models.TextChoices):
     NOTIFY = "notify", "Notification"
     INSTALL_APP = "install_app", "Install app"
     REMOVE_APP = "remove_app", "Remove app"
+    RETIRE = "retire", "Retire (selective wipe)"
+    WIPE = "wipe", "Full wipe"
 
 
 class CommandStatus(models.TextChoices):

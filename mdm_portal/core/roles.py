@@ -18,6 +18,8 @@ SENSITIVE = frozenset(
         "devices.retire_device",
         "devices.delete_device",
         "devices.view_device_secret",
+        "retirement.approve_retirementrequest",
+        "retirement.force_retirementrequest",
     }
 )
 # Django's own bookkeeping tables are not part of any role.

@@ -65,6 +65,10 @@ SCOPED_PERMISSIONS: tuple[str, ...] = (
     "apps.view_managedappinstance",
     "apps.wipe_managedappinstance",
     "apps.view_appdatawipe",
+    # Retire and wipe requests for the scope's devices
+    "retirement.view_retirementrequest",
+    "retirement.approve_retirementrequest",
+    "retirement.force_retirementrequest",
     # People whose home scope it is
     "core.view_user",
     "core.change_user",
