@@ -32,6 +32,7 @@ from agent.mam import add_mam_parser
 from agent.packages import APPS_FILE
 from agent.simulator import run_simulation
 from agent.state import AgentState, StateError, default_state_path, delete_state, load_state, save_state
+from agent.wipe import DEFAULT_RETIRE_LEFTOVER_RATE
 
 logger = logging.getLogger("agent")
 
@@ -259,6 +260,7 @@ def command_simulate(args: argparse.Namespace) -> int:
             log=lambda message: print(message, file=sys.stderr, flush=True),
             drift=drift,
             install_failure_rate=args.install_failure_rate,
+            retire_leftover_rate=args.retire_leftover_rate,
         )
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -331,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_INSTALL_FAILURE_RATE,
         help="chance an app install fails with a reason the platform gives (default: %(default)s)",
+    )
+    simulate.add_argument(
+        "--retire-leftover-rate",
+        type=float,
+        default=DEFAULT_RETIRE_LEFTOVER_RATE,
+        help="chance a retire leaves one managed app behind, reported so verification fails (default: %(default)s)",
     )
     simulate.add_argument("--timeout", type=float, default=10, help="seconds to wait for the server (default: 10)")
     simulate.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")

@@ -3,7 +3,8 @@
 Nothing on the host changes unless the agent runs with ``--allow-changes``: without it, a command
 that would change the host is answered with an ``error`` result saying what would have been run,
 so IT sees that it did not happen. A command this agent does not implement is an ``error`` too.
-Apps (``install_app``/``remove_app`` of Debian packages) are handled by ``agent.packages``.
+Apps (``install_app``/``remove_app`` of Debian packages) are handled by ``agent.packages``;
+``retire`` (remove what the portal installed) and ``wipe`` (refused on Linux) by ``agent.wipe``.
 
 Configuration profiles arrive as the Linux agent's JSON document (``linux-agent-profile``, see
 ``policies/platforms/linux.py``): a list of actions. ``networkmanager_connection`` writes a
@@ -205,6 +206,8 @@ class CommandExecutor:
             "notify": self._notify,
             "install_app": self._install_app,
             "remove_app": self._remove_app,
+            "retire": self._retire,
+            "wipe": self._wipe,
         }.get(kind)
         if handler is None:
             return error(command_id, f"This agent cannot run '{kind}' on Linux.")
@@ -289,6 +292,18 @@ class CommandExecutor:
             return error(command_id, failure)
         self.sync_requested = True
         return acknowledged(command_id)
+
+    # -- retire and wipe (agent.wipe) ---------------------------------------------------------------
+
+    def _retire(self, command_id: str, payload: dict) -> dict:
+        from agent.wipe import linux_retire
+
+        return linux_retire(self, command_id, payload)
+
+    def _wipe(self, command_id: str, payload: dict) -> dict:
+        from agent.wipe import linux_wipe
+
+        return linux_wipe(self, command_id, payload)
 
     def _install_profile(self, command_id: str, payload: dict) -> dict:
         if payload.get("error"):

@@ -27,6 +27,7 @@ from agent.client import PLATFORMS
 from agent.executor import acknowledged, error, not_now
 from agent.inventory import MACHINE_ID_SERIAL_PREFIX
 from agent.packages import package_download
+from agent.wipe import WIPE_COMMANDS, simulated_wipe
 
 DEFAULT_PLATFORM_MIX = {"ios": 25, "ipados": 5, "android": 30, "windows": 20, "macos": 10, "linux": 10}
 DEFAULT_CHECKIN_INTERVAL = 900
@@ -257,6 +258,9 @@ class SimulatedDevice:
     profiles: dict[str, dict] = field(default_factory=dict)
     notifications: list[dict] = field(default_factory=list)
     planned: list[tuple[int, str]] = field(default_factory=list)  # (check-in number, drift event)
+    managed_apps: set[str] = field(default_factory=set)  # identifiers installed through install_app
+    retire_leftover_rate: float = 0.0  # chance a retire leaves one managed app behind (agent.wipe)
+    wiped: str = ""  # "retire", "wipe" or "wipe (keeping enrolment)" once done: it stops checking in
 
     @property
     def release(self) -> OsRelease:
@@ -422,6 +426,8 @@ class SimulatedDevice:
         payload = command.get("payload") if isinstance(command.get("payload"), dict) else {}
         if kind in PROFILE_COMMANDS:
             return getattr(self, f"_{kind}")(command_id, payload)
+        if kind in WIPE_COMMANDS:
+            return simulated_wipe(self, command_id, kind, payload)
         if kind not in ACKNOWLEDGED_COMMANDS:
             label = _PLATFORM_LABELS[self.platform]
             return error(command_id, f"This {label} device ({self.hardware.model}) cannot run '{kind}'.")
@@ -554,6 +560,7 @@ class SimulatedDevice:
             self.free_storage_mb -= size_mb
         else:
             current["version"] = version
+        self.managed_apps.add(identifier)
         self.sync_requested = True  # report the new inventory at once, as a device does after an install
         return acknowledged(command_id, {"version": version})
 
@@ -566,6 +573,7 @@ class SimulatedDevice:
             return error(command_id, "This remove_app command has no app identifier; send it again.")
         installed = self.installed_apps or []
         kept = [app for app in installed if app["identifier"] != identifier]
+        self.managed_apps.discard(identifier)
         if len(kept) != len(installed):
             self.installed_apps = kept
             self.free_storage_mb = min(self.total_storage_mb, self.free_storage_mb + STORE_APP_MB)

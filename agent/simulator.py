@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 
 from agent.client import AgentClient, Connection, DeviceRetired, ProtocolError, RateLimited, is_loopback_url
 from agent.fleet import DEFAULT_INSTALL_FAILURE_RATE, PlannedDrift, SimulatedDevice, generate_fleet, plan_drift
+from agent.wipe import DEFAULT_RETIRE_LEFTOVER_RATE, WIPE_COMMANDS
+from agent.wipe import describe as describe_wipe
 
 MAX_IMMEDIATE_CHECKINS = 3  # check-ins in a row that sync commands may ask for
 
@@ -58,6 +60,7 @@ class SimulationReport:
     commands_by_type: dict[str, int] = field(default_factory=dict)
     results_reported: int = 0
     retired: int = 0
+    wiped: int = 0
     errors_by_code: dict[str, int] = field(default_factory=dict)
     enroll_seconds: float = 0.0
     duration_seconds: float = 0.0
@@ -87,6 +90,7 @@ class SimulationReport:
                 f"  commands executed: {self.commands_executed} ({counts(self.commands_by_status)}); "
                 f"by type: {counts(self.commands_by_type)}",
                 f"  retired (410):     {self.retired}",
+                f"  wiped:             {self.wiped} (retire or wipe reported)",
                 f"  errors by code:    {counts(self.errors_by_code)}",
             ]
         )
@@ -194,6 +198,8 @@ class _Simulation:
     def handle_commands(self, device: SimulatedDevice, client: AgentClient, commands: Iterable) -> None:
         results, kinds = [], []
         for command in commands:
+            if device.wiped and command.get("type") not in WIPE_COMMANDS:
+                continue  # wiped, its report not taken yet: it only answers the wipe again (idempotent)
             held = {app["identifier"] for app in device.installed_apps or []}
             result = device.execute(command)
             if result is not None:
@@ -204,6 +210,9 @@ class _Simulation:
                     self.log(f"{device.name} shows a notification: {shown['title'] or 'IT'}: {shown['message']}")
                 elif command.get("type") in ("install_app", "remove_app"):
                     self.log(_app_outcome(device, command, result, held))
+                if device.wiped:  # nothing runs on a wiped device: the commands after it expire
+                    self.log(describe_wipe(device, result))
+                    break
         if not results:
             return
         with self.stats.lock:
@@ -219,6 +228,8 @@ class _Simulation:
         else:
             with self.stats.lock:
                 self.stats.results_reported += len(results)
+            if device.wiped:
+                device.stopped = device.wiped  # the wipe is reported: it never checks in again
 
     def checkin(self, device: SimulatedDevice) -> float | None:
         """One check-in and the commands it brings; when the device is next due (None: it stopped)."""
@@ -351,6 +362,7 @@ def run_simulation(
     drift_rate: float = 0.05,
     not_now_rate: float = 0.05,
     install_failure_rate: float = DEFAULT_INSTALL_FAILURE_RATE,
+    retire_leftover_rate: float = DEFAULT_RETIRE_LEFTOVER_RATE,
     allow_remote: bool = False,
     stop_event: threading.Event | None = None,
     log: Callable[[str], None] | None = None,
@@ -363,7 +375,8 @@ def run_simulation(
     device's behaviour reproducible (a random seed is chosen and reported when omitted).
     ``stop_event`` ends the run early. ``drift`` plans drift on chosen devices (``ValueError``
     when one cannot happen). ``install_failure_rate`` is the chance an app install fails with a
-    reason the platform would give. Refuses a non-loopback server unless ``allow_remote``.
+    reason the platform would give; ``retire_leftover_rate`` the chance a ``retire`` leaves one managed
+    app behind (reported, so the portal's verification fails). Refuses a non-loopback server unless ``allow_remote``.
     """
     if not allow_remote and not is_loopback_url(server_url):
         raise ValueError(
@@ -372,6 +385,8 @@ def run_simulation(
         )
     if concurrency < 1:
         raise ValueError("Concurrency must be at least 1.")
+    if not 0 <= retire_leftover_rate <= 1:
+        raise ValueError("The retire leftover rate is a chance between 0 and 1.")
     if interval is not None and interval < 0:
         raise ValueError("The check-in interval cannot be negative.")
     if seed is None:
@@ -381,6 +396,8 @@ def run_simulation(
     fleet = generate_fleet(
         devices, platform_mix, seed, not_now_rate=not_now_rate, install_failure_rate=install_failure_rate
     )
+    for device in fleet:
+        device.retire_leftover_rate = retire_leftover_rate
     for device, plan in plan_drift(fleet, list(drift or [])):
         log(f"Planned drift: {device.name} (device {device.index}) {plan.event} at check-in {plan.checkin}.")
     report = SimulationReport(
@@ -412,6 +429,7 @@ def run_simulation(
     report.enrolled = sum(1 for device in fleet if device.secret)
     report.enroll_failed = len(fleet) - report.enrolled
     report.retired = sum(1 for device in fleet if device.stopped == "retired")
+    report.wiped = sum(1 for device in fleet if device.wiped)
     report.checkins, report.checkins_failed = stats.checkins, stats.checkins_failed
     report.inventory_changes = stats.changes
     report.commands_by_status = dict(stats.statuses)

@@ -213,8 +213,8 @@ def test_commands_are_acknowledged_postponed_or_refused():
             if kind == "sync":
                 assert result["status"] == "acknowledged" and device.sync_requested
         assert device.name == f"renamed-{index}" and device.inventory()["name"] == device.name
-        wipe = device.execute({"id": "w", "type": "wipe", "payload": {}})
-        assert wipe["status"] == "error" and "cannot run 'wipe'" in wipe["error"]
+        unknown = device.execute({"id": "w", "type": "enable_lost_mode", "payload": {}})
+        assert unknown["status"] == "error" and "cannot run 'enable_lost_mode'" in unknown["error"]
 
     assert statuses["acknowledged"] > statuses["not_now"] > 0
     assert statuses["error"] == 0
@@ -246,7 +246,7 @@ def test_a_simulation_enrols_checks_in_executes_commands_and_reports(portal):
         retired, *others = list(portal.devices)
         portal.retire(retired)
         for device_id in others:
-            for kind, payload in (("sync", {}), ("rename", {"name": "renamed"}), ("wipe", {})):
+            for kind, payload in (("sync", {}), ("rename", {"name": "renamed"}), ("enable_lost_mode", {})):
                 portal.queue(device_id, kind, payload)
         queued.set()
 
@@ -262,7 +262,7 @@ def test_a_simulation_enrols_checks_in_executes_commands_and_reports(portal):
     assert report.checkins > 30 and report.checkins_per_second > 0
     assert 0 < report.checkin_p50_ms <= report.checkin_p99_ms
     assert report.retired == 1 and report.errors_by_code == {"device_retired": 1}
-    assert report.commands_by_type["wipe"] == report.commands_by_status["error"] == 29
+    assert report.commands_by_type["enable_lost_mode"] == report.commands_by_status["error"] == 29
     assert report.commands_by_type["sync"] == 29
     assert report.results_reported == report.commands_executed
     assert "check-ins/s" in report.summary()
