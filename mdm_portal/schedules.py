@@ -64,4 +64,11 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Runs each compliance policy's schedule for devices failing it long enough: mark noncompliant, "
         "email the user, push a notification, lock, propose retirement to IT. Each action runs once per device.",
     ),
+    Schedule(
+        name="Flag offline retirements",
+        task="retirement.tasks.retirement_timeouts_flag_task",
+        every_seconds=60 * 60,
+        description="Flags retire and wipe requests whose device has not answered within the offline timeout of "
+        "the retirement settings, so IT can force the unenrolment or cancel.",
+    ),
 )

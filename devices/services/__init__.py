@@ -2,6 +2,7 @@
 
 from .commands import (
     desired_state_commands_cancel,
+    desired_state_commands_cancel_all,
     desired_state_commands_queue,
     device_command_cancel,
     device_command_queue,
@@ -26,6 +27,7 @@ from .records import (
 __all__ = [
     "DEVICE_EDITABLE_FIELDS",
     "desired_state_commands_cancel",
+    "desired_state_commands_cancel_all",
     "desired_state_commands_queue",
     "device_apply_reported",
     "device_checkin_touch",

@@ -161,6 +161,15 @@ def desired_state_commands_cancel(*, subject: str, devices: QuerySet[Device] | l
     )
 
 
+def desired_state_commands_cancel_all(*, device: Device, reason: str) -> int:
+    """Withdraw every open desired-state command of one device (it is being retired or wiped)."""
+    return (
+        DeviceCommand.objects.filter(device=device, status__in=OPEN_STATUSES)
+        .exclude(subject="")
+        .update(status=CommandStatus.CANCELLED, completed_at=timezone.now(), payload={}, error=reason[:2000])
+    )
+
+
 def _tell(devices: QuerySet[Device]) -> None:
     """Mark devices as having something new to be told at their next check-in."""
     devices.update(command_seq=F("command_seq") + 1)
