@@ -30,7 +30,6 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from devices import lifecycle
 from devices.choices import CommandType, ComplianceState, LifecycleState
 from devices.models import Device
 from devices.services import device_command_queue
@@ -288,10 +287,20 @@ def retire_approval_decide(*, actor: Actor, approval: RetireApproval, approve: b
             f"This retirement request was already {approval.get_status_display().lower()}; nothing to decide."
         )
     if approve:
+        # The retirement stage takes over: a request record, the retire command, verification.
+        from retirement.choices import RetirementAction, RetirementSource
+        from retirement.services import retirement_request
+
         try:
-            lifecycle.start_retirement(device, actor=actor, reason=approval.reason)
-        except lifecycle.TransitionNotAllowed as exc:
-            raise ValidationError(f"{exc} Dismiss this request instead.") from exc
+            retirement_request(
+                actor=actor,
+                device=device,
+                action=RetirementAction.RETIRE,
+                source=RetirementSource.NONCOMPLIANCE,
+                reason=approval.reason,
+            )
+        except ValidationError as exc:
+            raise ValidationError(f"{' '.join(exc.messages)} Dismiss this request instead.") from exc
     approval.status = RetireApprovalStatus.APPROVED if approve else RetireApprovalStatus.DISMISSED
     approval.decided_by = actor.user
     approval.decided_at = timezone.now()

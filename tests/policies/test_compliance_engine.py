@@ -291,6 +291,12 @@ def test_retirement_is_approved_only_by_someone_who_may_retire_the_device(people
     assert (approval.status, approval.decided_by) == (RetireApprovalStatus.APPROVED, people.global_admin)
     assert phone.lifecycle_state == LifecycleState.RETIRING
     assert AuditEvent.objects.filter(verb="compliance.retire_approval.approve", target_id=str(phone.pk)).exists()
+    # The retirement stage carries it out: a request record with its retire command.
+    from retirement.models import RetirementRequest
+
+    request = RetirementRequest.objects.get(device=phone)
+    assert (request.source, request.action, request.status) == ("noncompliance", "retire", "command_sent")
+    assert request.command.command_type == "retire"
     with pytest.raises(ValidationError, match="already"):
         retire_approval_decide(actor=Actor.for_user(people.global_admin), approval=approval, approve=False)
 
