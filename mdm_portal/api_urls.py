@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("devices.api.urls")),
     path("", include("policies.api.urls")),
     path("", include("apps.api.urls")),
+    path("", include("retirement.api.urls")),
 ]

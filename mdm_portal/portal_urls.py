@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("devices.urls")),
     path("", include("policies.urls")),
     path("", include("apps.urls")),
+    path("", include("retirement.urls")),
 ]
