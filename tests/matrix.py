@@ -40,6 +40,7 @@ MATRIX_MODULES: tuple[str, ...] = (
     "tests.apps.test_apps_api_matrix",
     "tests.retirement.test_portal_retirement_matrix",
     "tests.retirement.test_retirement_api_matrix",
+    "tests.retirement.test_retirement_admin_matrix",
 )
 
 # Endpoint id -> the tests that cover it ("module.test_name").

@@ -154,9 +154,16 @@ class DeviceAdmin(AuthzModelAdmin):
         ("Hardware and OS", {"fields": HARDWARE_FIELDS}),
         ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
         ("Configuration and compliance", {"fields": ("configuration_and_compliance", "apps_on_device")}),
+        ("Retire / wipe", {"fields": ("retirement_links",)}),
     )
     # Everything but the first section is reported by the device or set by the lifecycle.
-    readonly_fields = [*HARDWARE_FIELDS, *LIFECYCLE_FIELDS, "configuration_and_compliance", "apps_on_device"]
+    readonly_fields = [
+        *HARDWARE_FIELDS,
+        *LIFECYCLE_FIELDS,
+        "configuration_and_compliance",
+        "apps_on_device",
+        "retirement_links",
+    ]
 
     @admin.display(description="Compliance")
     def configuration_and_compliance(self, obj):
@@ -170,6 +177,12 @@ class DeviceAdmin(AuthzModelAdmin):
         from apps.admin.installs import device_installs_link
 
         return device_installs_link(obj, visible=getattr(obj, "app_installs_visible", False))
+
+    @admin.display(description="Retire / wipe")
+    def retirement_links(self, obj):
+        from retirement.admin.links import device_retirement_links
+
+        return device_retirement_links(obj, user=getattr(obj, "viewer", None))
 
     def has_add_permission(self, request, *args):
         # Devices come from enrolment and corporate-identifier import, not from a blank form.
@@ -239,6 +252,7 @@ class DeviceAdmin(AuthzModelAdmin):
 
             obj.effective_policy_visible = may_view_effective(request.user, obj)
             obj.app_installs_visible = may_view_device_installs(request.user, obj)
+            obj.viewer = request.user
             context["remote_actions"] = self.remote_actions_for(request, obj)
             context["device_commands_url"] = (
                 reverse("admin:devices_devicecommand_changelist") + f"?device__id__exact={obj.pk}"

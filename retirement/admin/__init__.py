@@ -1,0 +1,3 @@
+"""Admin pages of the retirement stage: requests with their evidence, and the settings."""
+
+from . import requests, settings  # noqa: F401
