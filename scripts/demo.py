@@ -60,7 +60,8 @@ class Child:
     """One long-running process, its output prefixed with its name."""
 
     def __init__(self, name: str, label: str, command: list[str], env: dict[str, str], *, may_finish=False) -> None:
-        # ``may_finish``: exiting with status 0 is its normal end (the managed apps stop once wiped).
+        # ``may_finish``: exiting with status 0 is its normal end (simulated devices and apps stop once
+        # retired or wiped).
         self.name, self.label, self.may_finish = name, label, may_finish
         # Its own session, so a Ctrl-C reaches only this script, which then stops the children in order.
         self.process = subprocess.Popen(  # noqa: S603 (our own commands)
@@ -182,12 +183,14 @@ def main() -> int:
                         "fleet", "The fleet simulator",
                         [*simulate, "--devices", str(SIMULATED_DEVICES), "--seed", "2026"],
                         {**env, "MDM_ENROLLMENT_TOKEN": tokens["fleet"]},
+                        may_finish=True,  # once IT has retired every one of its devices
                     ),
                     Child(
                         "laptop", "The employee's simulated laptop",
                         [*simulate, "--devices", "1", "--platform-mix", "windows=1", "--seed", "7", "--drift-rate", "0",
                          "--drift", "encryption_off@3", "--install-failure-rate", "0"],
                         {**env, "MDM_ENROLLMENT_TOKEN": tokens["laptop"]},
+                        may_finish=True,  # once the employee removes it in the Company Portal
                     ),
                     Child(
                         "mam", "The employee's managed apps (no enrolment)",
