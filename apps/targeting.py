@@ -72,3 +72,17 @@ def targeted_devices(app: App, assignments: list[AppAssignment] | None = None) -
     for q in intent_qs(app, assignments).values():
         combined = q if combined is NOTHING else combined | q
     return _base(app).filter(combined)
+
+
+def effective_intent_q(includes: dict[str, Q]) -> dict[str, Q]:
+    """``resolve`` in SQL: ``{effective intent or "conflict": Q}`` from ``{intent: Q}`` (``intent_qs``)."""
+    required, available = includes.get(AppIntent.REQUIRED, NOTHING), includes.get(AppIntent.AVAILABLE, NOTHING)
+    uninstall, blocked = includes.get(AppIntent.UNINSTALL, NOTHING), includes.get(AppIntent.BLOCKED, NOTHING)
+    gone = uninstall | blocked
+    return {
+        AppIntent.REQUIRED: required & ~gone,
+        AppIntent.AVAILABLE: available & ~required & ~gone,
+        AppIntent.UNINSTALL: uninstall & ~blocked & ~required,
+        AppIntent.BLOCKED: blocked & ~required,
+        "conflict": required & gone,
+    }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from devices.models import Device
 from mdm_portal.core import authz
@@ -22,7 +22,7 @@ from policies.choices import AssignmentMode
 
 from ..choices import AppIntent
 from ..models import App, AppAssignment
-from ..targeting import intent_qs, targeted_devices
+from ..targeting import effective_intent_q, intent_qs, targeted_devices
 
 PREFIX = "assignments"
 INTENT_LABELS = {
@@ -178,21 +178,6 @@ class AppPreview:
         if self.total <= len(self.sample):
             return ""
         return f"The first {len(self.sample)} of {self.total:,} by name, among the devices you may view."
-
-
-def effective_intent_q(includes: dict[str, Q]) -> dict[str, Q]:
-    """``{effective intent or "conflict": Q}`` from ``{intent: Q}``, following ``targeting.resolve``."""
-    never = Q(pk__in=[])
-    required, available = includes.get(AppIntent.REQUIRED, never), includes.get(AppIntent.AVAILABLE, never)
-    uninstall, blocked = includes.get(AppIntent.UNINSTALL, never), includes.get(AppIntent.BLOCKED, never)
-    gone = uninstall | blocked
-    return {
-        AppIntent.REQUIRED: required & ~gone,
-        AppIntent.AVAILABLE: available & ~required & ~gone,
-        AppIntent.UNINSTALL: uninstall & ~blocked & ~required,
-        AppIntent.BLOCKED: blocked & ~required,
-        "conflict": required & gone,
-    }
 
 
 def app_assignments_preview(*, user, app: App, proposed: list[AppAssignment]) -> AppPreview:

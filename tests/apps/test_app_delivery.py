@@ -4,11 +4,13 @@ blocked apps in compliance, the Company Portal requests, and the fan-out's cost.
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -706,3 +708,18 @@ def test_a_wave_of_devices_reads_the_install_payload_once(fleet):
         (two,) = device_commands_deliver(device=second)
     assert one["payload"] == two["payload"]
     assert not [q for q in ctx.captured_queries if '"apps_app"' in q["sql"]]
+
+
+@pytest.mark.parametrize("intents", [frozenset(s) for s in itertools.chain.from_iterable(
+    itertools.combinations(AppIntent.values, k) for k in range(1, 5))])  # fmt: skip
+def test_the_sql_form_of_the_rule_agrees_with_resolve(fleet, intents):
+    """The admin preview counts with ``effective_intent_q``; delivery decides with ``resolve``: one rule."""
+    from apps.targeting import effective_intent_q
+
+    device = fleet["alice_ios"]
+    includes = {intent: Q(pk=device.pk) for intent in intents}
+    matched = [
+        name for name, q in effective_intent_q(includes).items() if Device.objects.filter(q, pk=device.pk).exists()
+    ]
+    intent, conflict = resolve(set(intents))
+    assert matched == ["conflict" if conflict else intent]
