@@ -47,3 +47,19 @@ class CleanupAction(models.TextChoices):
 class CorporateOffboarding(models.TextChoices):
     WIPE = "wipe", "Full wipe"
     REASSIGN = "reassign", "Reassign to IT (keep managed, remove the user)"
+
+
+class OffboardingSource(models.TextChoices):
+    ADMIN = "admin", "IT console (offboarding page)"
+    DEACTIVATION = "deactivation", "Account deactivated in the IT console"
+    API = "api", "API"
+    DIRECTORY = "directory", "Directory sync"
+
+
+class OffboardingStep(models.TextChoices):
+    RETIRE = "retire", "Retire (selective wipe)"
+    WIPE = "wipe", "Full wipe"
+    REASSIGN = "reassign", "Reassigned to IT"
+    APP_DATA_WIPE = "app_data_wipe", "App data wipe"
+    EXISTING = "existing", "Already being retired"
+    SKIPPED = "skipped", "Nothing to do"

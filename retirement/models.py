@@ -21,6 +21,8 @@ from .choices import (
     OPEN_STATUSES,
     CleanupAction,
     CorporateOffboarding,
+    OffboardingSource,
+    OffboardingStep,
     RetirementAction,
     RetirementSource,
     RetirementStatus,
@@ -69,6 +71,8 @@ class RetirementRequest(models.Model):
     before_inventory = models.JSONField(default=dict, blank=True)
     after_inventory = models.JSONField(default=dict, blank=True)
     leftovers = models.JSONField(default=list, blank=True)
+    # Requests made together (one bulk request over a filter) share a batch id, to follow their progress.
+    batch = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
 
     class Meta:
         ordering = ["-requested_at"]
@@ -97,12 +101,70 @@ class CleanupRule(models.Model):
     action = models.CharField(max_length=10, choices=CleanupAction.choices, default=CleanupAction.RETIRE)
     enabled = models.BooleanField(default=True)
     last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["platform"]
 
     def __str__(self) -> str:
         return f"{self.get_platform_display()}: {self.get_action_display().lower()} after {self.days} days"
+
+
+class Offboarding(models.Model):
+    """One person leaving: what happened to each of their devices and app instances.
+
+    Keeps the person's identity as it was, so the record outlives a deleted account. Its items link
+    to the retirement requests and app data wipes it started; their states say how far it got.
+    """
+
+    scope_field = "scope"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="offboardings"
+    )
+    username = models.CharField(max_length=150)
+    user_label = models.CharField(max_length=255, help_text="Full name and email at the time.")
+    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=20, choices=OffboardingSource.choices)
+    corporate_action = models.CharField(
+        max_length=10, choices=CorporateOffboarding.choices, help_text="The setting in force when it ran."
+    )
+    reason = models.TextField(blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_label = models.CharField(max_length=255)
+    started_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        permissions = [("run_offboarding", "Can offboard a person (deactivate, retire or wipe their devices)")]
+
+    def __str__(self) -> str:
+        return f"Offboarding of {self.user_label or self.username}"
+
+
+class OffboardingItem(models.Model):
+    """One device or app instance of an offboarding and what was done to it."""
+
+    offboarding = models.ForeignKey(Offboarding, on_delete=models.CASCADE, related_name="items")
+    step = models.CharField(max_length=20, choices=OffboardingStep.choices)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    label = models.CharField(max_length=255, help_text="The device's name, or the app instance's app and device.")
+    retirement_request = models.ForeignKey(
+        RetirementRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    app_data_wipe = models.ForeignKey(
+        "apps.AppDataWipe", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_step_display()}: {self.label}"
 
 
 class RetirementSettings(models.Model):

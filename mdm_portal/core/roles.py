@@ -20,6 +20,7 @@ SENSITIVE = frozenset(
         "devices.view_device_secret",
         "retirement.approve_retirementrequest",
         "retirement.force_retirementrequest",
+        "retirement.run_offboarding",
     }
 )
 # Django's own bookkeeping tables are not part of any role.

@@ -69,6 +69,8 @@ SCOPED_PERMISSIONS: tuple[str, ...] = (
     "retirement.view_retirementrequest",
     "retirement.approve_retirementrequest",
     "retirement.force_retirementrequest",
+    "retirement.view_offboarding",
+    "retirement.run_offboarding",
     # People whose home scope it is
     "core.view_user",
     "core.change_user",
