@@ -71,4 +71,11 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Flags retire and wipe requests whose device has not answered within the offline timeout of "
         "the retirement settings, so IT can force the unenrolment or cancel.",
     ),
+    Schedule(
+        name="Run device cleanup rules",
+        task="retirement.tasks.cleanup_rules_run_task",
+        every_seconds=24 * 60 * 60,
+        description="Runs each enabled cleanup rule: enrolled devices of its platform without a check-in for the "
+        "rule's number of days are retired, or removed from management (retired by force, unverified).",
+    ),
 )

@@ -15,6 +15,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -76,6 +77,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "django_celery_beat",
+    # Before mdm_portal.core: core.admin puts these libraries' ModelAdmins under authz.
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
     "mdm_portal.core",
     "devices",
     "policies",
@@ -90,8 +96,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mdm_portal.urls"
@@ -136,6 +146,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "core.User"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a username + address that is locked out before any password is checked.
+    "mdm_portal.core.lockout.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -189,11 +201,13 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mdm@localhost")
 
-# Security. Production enforces HTTPS; TLS usually ends at a proxy that sets X-Forwarded-Proto.
+# Security (see docs/threat-model.md). Production enforces HTTPS; TLS usually ends at a proxy that
+# sets X-Forwarded-Proto.
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
@@ -204,6 +218,58 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
     if env_bool("SECURE_PROXY_SSL_HEADER", default=True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content Security Policy (django-csp): our own origin only, no inline script without the
+# per-response nonce (``nonce="{{ request.csp_nonce }}"``), never framed. Inline *styles* stay allowed:
+# the console's templates colour cards with style attributes, and a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# Cache: shared by every web process when REDIS_URL is set (rate limits, throttles); in-process
+# memory for the single-process demo and the tests.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mdm"}}
+
+# Sign-in lockout (django-axes) for the IT console, the Company Portal and the app sign-in: after
+# AXES_FAILURE_LIMIT failed attempts for one username from one address within AXES_COOLOFF_TIME,
+# that username is refused from that address until the cool-off ends or an administrator deletes
+# the lockout (IT console > Axes > Access attempts). Attempts are rows in the database, so every
+# web process sees them. API tokens and device secrets never go through it.
+AXES_FAILURE_LIMIT = int(os.environ.get("MDM_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("MDM_LOGIN_LOCKOUT_MINUTES", "15")) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USE_ATTEMPT_EXPIRATION = True
+AXES_CLIENT_IP_CALLABLE = "mdm_portal.core.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "mdm_portal.core.lockout.lockout_response"
+AXES_VERBOSE = False
+
+# Second factor (django-otp, TOTP): a staff member with a confirmed authenticator app gives its
+# code when signing in to the IT console. MDM_REQUIRE_STAFF_OTP sends staff without one to set
+# it up before they can use the console. The Company Portal stays password-only.
+MDM_REQUIRE_STAFF_OTP = env_bool("MDM_REQUIRE_STAFF_OTP", default=False)
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Device lifecycle portal")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Rate limits on unauthenticated or machine-facing endpoints (DRF throttles, counted in the cache
+# above): "<count>/<second|minute|hour|day>".
+MDM_ENROLL_RATE = os.environ.get("MDM_ENROLL_RATE", "60/minute")  # per client address
+MDM_ACCESS_CHECK_RATE = os.environ.get("MDM_ACCESS_CHECK_RATE", "6000/minute")  # per gate (API token)
 
 # REST API
 REST_FRAMEWORK = {

@@ -63,3 +63,11 @@ class OffboardingStep(models.TextChoices):
     APP_DATA_WIPE = "app_data_wipe", "App data wipe"
     EXISTING = "existing", "Already being retired"
     SKIPPED = "skipped", "Nothing to do"
+
+
+class OffboardingState(models.TextChoices):
+    """How far an offboarding item (or the whole offboarding) got; derived, never stored."""
+
+    DONE = "done", "Done"
+    IN_PROGRESS = "in_progress", "In progress"
+    ATTENTION = "attention", "Needs attention"

@@ -125,7 +125,8 @@ class Offboarding(models.Model):
     )
     username = models.CharField(max_length=150)
     user_label = models.CharField(max_length=255, help_text="Full name and email at the time.")
-    scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="+")
+    # The person's home scope; a person without one is seen only by global administrators.
+    scope = models.ForeignKey(Scope, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     source = models.CharField(max_length=20, choices=OffboardingSource.choices)
     corporate_action = models.CharField(
         max_length=10, choices=CorporateOffboarding.choices, help_text="The setting in force when it ran."
@@ -134,7 +135,7 @@ class Offboarding(models.Model):
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    started_by_label = models.CharField(max_length=255)
+    started_by_label = models.CharField("started by", max_length=255)
     started_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

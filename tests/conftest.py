@@ -37,6 +37,16 @@ def media_in_a_temporary_directory(settings, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Rate-limit counts live in the cache, which outlives a test: every test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Every persona's password is hashed per test; PBKDF2 would make that most of the run time."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

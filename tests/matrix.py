@@ -41,6 +41,10 @@ MATRIX_MODULES: tuple[str, ...] = (
     "tests.retirement.test_portal_retirement_matrix",
     "tests.retirement.test_retirement_api_matrix",
     "tests.retirement.test_retirement_admin_matrix",
+    "tests.retirement.test_cleanup_matrix",
+    "tests.retirement.test_offboarding_matrix",
+    "tests.retirement.test_bulk_reports_matrix",
+    "tests.security.test_security_matrix",
 )
 
 # Endpoint id -> the tests that cover it ("module.test_name").

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mdm_portal.core.audit import client_ip
+from mdm_portal.core.throttling import EnrollAddressThrottle, ThrottleMessageMixin
 
 from ..choices import LifecycleState
 from ..models import Device
@@ -68,12 +69,15 @@ def agent_exception_handler(exc, context):
         code, message, fields, http_status = "invalid_request", "Use POST for this endpoint.", {}, 405
     elif isinstance(exc, exceptions.Throttled):
         code, http_status, fields = "rate_limited", 429, {}
-        message = f"Too many requests; retry in {exc.wait or 60:.0f} seconds."
+        message = str(exc.detail) if exc.detail != exceptions.Throttled.default_detail else ""
+        message = message or f"Too many requests; retry in {exc.wait or 60:.0f} seconds."
     else:
         return None
     response = Response({"error": {"code": code, "message": message, "fields": fields}}, status=http_status)
     if http_status == 401:
         response["WWW-Authenticate"] = "Device"
+    if http_status == 429:
+        response["Retry-After"] = str(int(exc.wait or 60))
     return response
 
 
@@ -134,9 +138,11 @@ class AgentView(APIView):
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer) for code in (400, 401, 403, 410, 413, 429)}
 
 
-class EnrollView(AgentView):
+class EnrollView(ThrottleMessageMixin, AgentView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [EnrollAddressThrottle]
+    what_to_do = "Enrolment attempts from this address are limited; check the enrolment code before retrying."
 
     @extend_schema(
         tags=["agent"],

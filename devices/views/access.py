@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from mdm_portal.core.api.authentication import APITokenAuthentication
 from mdm_portal.core.api.permissions import AuthzPermission
+from mdm_portal.core.throttling import AccessCheckThrottle, ThrottleMessageMixin
 
 from ..access import access_decision
 from ..choices import LifecycleState
@@ -64,9 +65,13 @@ DEVICE_HEADERS = [
 ]
 
 
-class AccessCheckView(APIView):
+class AccessCheckView(ThrottleMessageMixin, APIView):
     authentication_classes = [APITokenAuthentication, SessionAuthentication]
     permission_classes = [AuthzPermission]
+    throttle_classes = [AccessCheckThrottle]
+    what_to_do = (
+        "This gate asks more often than MDM_ACCESS_CHECK_RATE allows: cache allow answers briefly, or raise it."
+    )
     action_permissions = {"get": "devices.check_device_access", "head": "devices.check_device_access"}
 
     @extend_schema(

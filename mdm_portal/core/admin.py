@@ -43,12 +43,16 @@ class UserAdmin(AuthzAdminMixin, DjangoUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("username", "email", "scope", "password1", "password2")}),
     )
-    readonly_fields = ["last_login", "date_joined", "effective_policy", "app_instances"]
+    readonly_fields = ["last_login", "date_joined", "effective_policy", "app_instances", "offboarding"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
             fields.append("is_superuser")
+        if obj is not None and obj.is_active:
+            # Deactivation offboards the person (retires or wipes their devices): only through the
+            # offboarding page, with its preview and confirmation. Reactivating stays a tick here.
+            fields.append("is_active")
         return fields
 
     def get_fieldsets(self, request, obj=None):
@@ -60,7 +64,23 @@ class UserAdmin(AuthzAdminMixin, DjangoUserAdmin):
             fieldsets = (*fieldsets, ("Configuration and compliance", {"fields": ("effective_policy",)}))
         if obj is not None and authz.has_any(request.user, "apps.view_managedappinstance"):
             fieldsets = (*fieldsets, ("Apps", {"fields": ("app_instances",)}))
+        if obj is not None and (
+            authz.has_any(request.user, "retirement.view_offboarding")
+            or authz.has_any(request.user, "retirement.run_offboarding")
+        ):
+            fieldsets = (*fieldsets, ("Offboarding", {"fields": ("offboarding",)}))
         return fieldsets
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            obj.viewer = request.user  # the read-only "offboarding" field depends on who looks
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @admin.display(description="Offboarding")
+    def offboarding(self, obj):
+        from retirement.admin.offboarding import person_offboarding_link
+
+        return person_offboarding_link(obj, obj.viewer)
 
     @admin.display(description="Their devices")
     def effective_policy(self, obj):
@@ -296,8 +316,46 @@ def _authz_wrap(model, admin_class):
     return type(f"Authz{admin_class.__name__}", (AuthzAdminMixin, admin_class), {})
 
 
-# Third-party admins (the Celery beat schedules) go under authz too.
+class SignInRecordAdminMixin(AuthzAdminMixin):
+    """Lockouts and authenticator apps: global administrators view and delete them, nobody edits them.
+
+    Their permissions are sensitive (``core.roles``): only the Global administrator role holds them.
+    Deleting a lockout (access attempt) unlocks that username and address at once; deleting a
+    person's authenticator app lets them sign in with the password alone and set up a new one.
+    """
+
+    actions = ["unlock"]
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Unlock: delete the selected lockouts", permissions=["delete"])
+    def unlock(self, request, queryset):
+        count = 0
+        for obj in queryset:
+            self.delete_model(request, obj)
+            count += 1
+        self.message_user(request, f"Unlocked {count} sign-in lockout(s).", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.model._meta.model_name != "accessattempt":
+            actions.pop("unlock", None)
+        return actions
+
+
+# Third-party admins (the Celery beat schedules, sign-in lockouts, authenticator apps) go under authz too.
+_SIGN_IN_APPS = {"axes", "otp_totp"}
 for _model, _model_admin in list(admin.site._registry.items()):
-    if _model._meta.app_label == "django_celery_beat" and not isinstance(_model_admin, AuthzAdminMixin):
+    _app = _model._meta.app_label
+    if _app in {"django_celery_beat", *_SIGN_IN_APPS} and not isinstance(_model_admin, AuthzAdminMixin):
         admin.site.unregister(_model)
-        admin.site.register(_model, _authz_wrap(_model, type(_model_admin)))
+        if _app in _SIGN_IN_APPS:
+            admin.site.register(
+                _model, type(f"Authz{type(_model_admin).__name__}", (SignInRecordAdminMixin, type(_model_admin)), {})
+            )
+        else:
+            admin.site.register(_model, _authz_wrap(_model, type(_model_admin)))

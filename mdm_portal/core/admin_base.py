@@ -12,12 +12,16 @@
 
 from __future__ import annotations
 
+from functools import update_wrapper
+
 from django.contrib import admin, messages
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import path
 
-from . import authz
+from . import authz, otp
 from .audit import Actor
 from .models import Scope
 from .services import record_delete, record_save
@@ -50,11 +54,43 @@ class MDMAdminSite(AdminSite):
     site_header = "Device lifecycle portal"
     site_title = "Device lifecycle portal"
     index_title = "IT console"
+    # Password, plus the authenticator code for staff who set one up (``core.otp``).
+    login_form = otp.ConsoleLoginForm
+    login_template = "admin/mdm_login.html"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Bulk delete skips services and audit; destructive actions are explicit, confirmed actions.
         self.disable_action("delete_selected")
+
+    def has_permission(self, request):
+        if not super().has_permission(request):
+            return False
+        # A session begun without the code (a Company Portal sign-in) does not open the console for
+        # someone who has an authenticator app: they sign in here again, with the code.
+        return not otp.has_authenticator(request.user) or otp.is_verified(request.user)
+
+    def admin_view(self, view, cacheable=False):
+        inner = super().admin_view(view, cacheable)
+        if getattr(view, "__name__", "") in {"logout", "otp_setup", "login"}:
+            return inner
+
+        def guarded(request, *args, **kwargs):
+            # MDM_REQUIRE_STAFF_OTP: no console page until the staff member has set up an app.
+            if self.has_permission(request) and otp.must_set_up(request.user):
+                return redirect(f"{self.name}:otp_setup")
+            return inner(request, *args, **kwargs)
+
+        return update_wrapper(guarded, inner)
+
+    def get_urls(self):
+        def otp_setup(request):
+            return otp.setup_view(self, request)
+
+        return [
+            path("two-factor/", self.admin_view(otp_setup), name="otp_setup"),
+            *super().get_urls(),
+        ]
 
 
 class AuthzAdminMixin:

@@ -21,6 +21,17 @@ SENSITIVE = frozenset(
         "retirement.approve_retirementrequest",
         "retirement.force_retirementrequest",
         "retirement.run_offboarding",
+        # Sign-in security records: lockouts (django-axes) and staff authenticator apps (django-otp).
+        *(
+            f"{app}.{verb}_{model}"
+            for app, model in (
+                ("axes", "accessattempt"),
+                ("axes", "accesslog"),
+                ("axes", "accessfailurelog"),
+                ("otp_totp", "totpdevice"),
+            )
+            for verb in ("add", "change", "delete", "view")
+        ),
     }
 )
 # Django's own bookkeeping tables are not part of any role.

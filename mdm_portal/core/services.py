@@ -14,7 +14,7 @@ from django.utils import timezone
 from . import rbac
 from .audit import Actor, audit_record, model_changes
 from .models import APIToken, Role, RoleAssignment, Scope, User, UserGroup
-from .signals import user_group_changed
+from .signals import user_deactivated, user_group_changed
 
 TOKEN_PREFIX = "mdm"  # noqa: S105 (a label, not a secret)
 
@@ -58,6 +58,25 @@ def scope_create(*, actor: Actor, name: str, slug: str, description: str = "") -
 
 
 # User groups -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_deactivate(*, actor: Actor, user: User, source: str, reason: str = "") -> User:
+    """Deactivate an account: it can no longer sign in and its sessions and API tokens stop working.
+
+    Receivers of ``user_deactivated`` do the rest in the same transaction (the retirement stage
+    offboards the person's devices and app instances), so a refusal there undoes the deactivation.
+    """
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if not user.is_active:
+        raise ValidationError(f"{user.get_username()} is already deactivated.")
+    if actor.user is not None and actor.user.pk == user.pk:
+        raise ValidationError("You cannot deactivate your own account. Ask another administrator.")
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    audit_record(actor=actor, verb="user.deactivate", target=user, changes={"source": source, "reason": reason})
+    user_deactivated.send(sender=User, user=user, actor=actor, source=source, reason=reason)
+    return user
 
 
 @transaction.atomic

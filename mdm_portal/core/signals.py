@@ -3,6 +3,9 @@ from django.dispatch import Signal, receiver
 
 # A user group's members may have changed (sent before a deletion too). Arguments: ``group``.
 user_group_changed = Signal()
+# An account was deactivated (sent inside the transaction). Arguments: ``user``, ``actor``, ``source``
+# ("admin", "api", "directory"), ``reason``. The retirement stage offboards the person.
+user_deactivated = Signal()
 
 
 @receiver(post_migrate)

@@ -1,3 +1,10 @@
 """Admin pages of the retirement stage: requests with their evidence, and the settings."""
 
-from . import requests, settings  # noqa: F401
+from . import (  # noqa: F401
+    bulk,
+    cleanup,
+    offboarding,
+    reports,
+    requests,
+    settings,
+)

@@ -30,6 +30,7 @@ from ..choices import OPEN_STATUSES, RetirementAction, RetirementSource, Retirem
 from ..commands import ACTIONS_BY_RETIREMENT
 from ..models import RetirementRequest
 from ..services import requests as services
+from .bulk import BatchListFilter
 from .evidence import after_rows, before_rows, evidence_csv_rows, timeline, verdict
 from .forms import RetirementRequestForm, RetirementStepForm
 
@@ -124,7 +125,7 @@ class RetirementRequestAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
         "requested_at",
         "scope",
     ]
-    list_filter = ["status", "action", "source", ("scope", ScopedRelatedListFilter)]
+    list_filter = ["status", "action", "source", ("scope", ScopedRelatedListFilter), BatchListFilter]
     search_fields = ["device_name", "device_serial"]
     list_select_related = ["scope"]
     fieldsets = (

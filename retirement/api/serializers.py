@@ -130,3 +130,39 @@ class EvidenceSerializer(RetirementRequestSerializer):
     @extend_schema_field(OpenApiTypes.BOOL)
     def get_verified(self, request: RetirementRequest) -> bool:
         return request.verified_at is not None and request.status != RetirementStatus.FORCED
+
+
+# The retirement summary ---------------------------------------------------------------------------------
+
+
+class SummaryCountSerializer(serializers.Serializer):
+    value = serializers.CharField(help_text="The status or source.")
+    label = serializers.CharField()
+    last_30_days = serializers.IntegerField()
+    last_90_days = serializers.IntegerField()
+    all_time = serializers.IntegerField()
+
+
+class StaleBucketSerializer(serializers.Serializer):
+    platform = serializers.CharField(allow_blank=True, help_text="Empty in the row of all platforms.")
+    label = serializers.CharField()
+    days_30 = serializers.IntegerField(help_text="Enrolled devices without a check-in for 30 days or more.")
+    days_60 = serializers.IntegerField(help_text="… for 60 days or more.")
+    days_90 = serializers.IntegerField(help_text="… for 90 days or more.")
+    days_180 = serializers.IntegerField(help_text="… for 180 days or more.")
+    never = serializers.IntegerField(help_text="Enrolled devices that never checked in.")
+
+
+class RetirementSummarySerializer(serializers.Serializer):
+    """The retirement report's numbers, over the requests and devices the caller may see."""
+
+    by_state = SummaryCountSerializer(many=True)
+    by_source = SummaryCountSerializer(many=True)
+    pending = serializers.IntegerField(help_text="Open requests (waiting, sent, acknowledged, verified, timed out).")
+    overdue = serializers.IntegerField(help_text="Open requests older than the offline timeout of the settings.")
+    offline_timeout_days = serializers.IntegerField()
+    stale_devices = StaleBucketSerializer(
+        many=True,
+        allow_null=True,
+        help_text="Per platform, then all platforms; null without the device view permission.",
+    )

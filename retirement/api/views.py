@@ -10,6 +10,7 @@ do), each with the service's sentence.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import django_filters
@@ -20,6 +21,7 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from devices.models import Device
 from mdm_portal.core import authz
@@ -28,8 +30,9 @@ from mdm_portal.core.audit import Actor
 from policies.api.renderers import CSVOrJSONErrorsMixin, CSVRenderer
 from policies.reports_csv import Table, csv_response
 
-from ..choices import RetirementAction, RetirementSource, RetirementStatus
-from ..models import RetirementRequest
+from .. import selectors
+from ..choices import OPEN_STATUSES, RetirementAction, RetirementSource, RetirementStatus
+from ..models import RetirementRequest, RetirementSettings
 from ..services import (
     retirement_approve,
     retirement_cancel,
@@ -44,6 +47,7 @@ from .serializers import (
     ForceBodySerializer,
     RetireBodySerializer,
     RetirementRequestSerializer,
+    RetirementSummarySerializer,
     WipeBodySerializer,
 )
 
@@ -343,3 +347,38 @@ class RetirementRequestViewSet(
         if self.wants_csv(request):
             return csv_response(Table(f"retirement-evidence-{record.uuid}", evidence_rows(record)))
         return Response(EvidenceSerializer(record).data)
+
+
+# The retirement summary -----------------------------------------------------------------------------------
+
+
+class RetirementSummaryView(APIView):
+    """``GET /retirement/summary/``: the retirement report's numbers (``retirement.selectors``), counted in SQL."""
+
+    permission_classes = AuthzViewSetMixin.permission_classes
+    action_permissions = {"get": VIEW_REQUEST}
+
+    @extend_schema(
+        operation_id="api_v1_retirement_summary",
+        summary="Retirement summary",
+        description="Requests by state and by source (last 30 and 90 days, all time), how many are open and how "
+        "many overdue (open longer than the offline timeout), and the enrolled devices without a check-in for 30, "
+        "60, 90 and 180 days or more per platform. Counts only what you may see.",
+        responses={200: RetirementSummarySerializer, 403: REFUSALS[403]},
+        tags=TAGS,
+    )
+    def get(self, request):
+        user = request.user
+        by_state = selectors.retirement_counts_by(user=user, by="status")
+        stale = None
+        if authz.has_any(user, selectors.VIEW_DEVICE):
+            stale = selectors.stale_device_buckets(user=user)[1]
+        summary = {
+            "by_state": [asdict(row) for row in by_state],
+            "by_source": [asdict(row) for row in selectors.retirement_counts_by(user=user, by="source")],
+            "pending": sum(row.all_time for row in by_state if row.value in OPEN_STATUSES),
+            "overdue": selectors.retirement_overdue_list(user=user).count(),
+            "offline_timeout_days": RetirementSettings.load().offline_timeout_days,
+            "stale_devices": stale,
+        }
+        return Response(RetirementSummarySerializer(summary).data)

@@ -25,6 +25,7 @@ for anything and the device is told why.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -115,6 +116,7 @@ def retirement_request(
     source: str,
     reason: str = "",
     keep_enrollment: bool = False,
+    batch: uuid.UUID | None = None,
 ) -> RetirementRequest:
     """Ask for a device to be retired, wiped or deleted; returns the request.
 
@@ -151,6 +153,7 @@ def retirement_request(
         requested_by=actor.user,
         requested_by_label=actor.label[:255],
         before_inventory=before_inventory_snapshot(device),
+        batch=batch,
     )
     try:
         with transaction.atomic():
@@ -336,10 +339,16 @@ FORCEABLE = (Status.COMMAND_SENT, Status.ACKNOWLEDGED, Status.TIMED_OUT)
 
 
 @transaction.atomic
-def retirement_force(*, actor: Actor, request: RetirementRequest, reason: str) -> RetirementRequest:
-    """Unenrol a device that does not answer, without verification; who and why are recorded."""
+def retirement_force(
+    *, actor: Actor, request: RetirementRequest, reason: str, automated: bool = False
+) -> RetirementRequest:
+    """Unenrol a device that does not answer, without verification; who and why are recorded.
+
+    ``automated``: the organisation's own rule forces it (a cleanup rule removing a silent device's
+    record), so no person's force permission is asked for; the caller has checked its own.
+    """
     request = RetirementRequest.objects.select_for_update().get(pk=request.pk)
-    if actor.user is None or not authz.can(actor.user, FORCE_PERMISSION, request):
+    if not automated and (actor.user is None or not authz.can(actor.user, FORCE_PERMISSION, request)):
         raise PermissionDenied(f"You do not have the permission to force the unenrolment of {request.device_name}.")
     if request.status not in FORCEABLE:
         raise ValidationError(
@@ -359,7 +368,7 @@ def retirement_force(*, actor: Actor, request: RetirementRequest, reason: str) -
         actor=actor,
         verb="retirement.force",
         target=request,
-        changes={"status": [previous, Status.FORCED], "reason": reason},
+        changes={"status": [previous, Status.FORCED], "reason": reason, "source": request.source},
     )
     return request
 

@@ -173,3 +173,31 @@ def test_demo_org_adds_an_app_catalog_with_installs_and_app_protection():
     out = StringIO()
     call_command("demo_apps", stdout=out)
     assert "already exist" in out.getvalue()
+
+
+def test_demo_org_offboards_the_leaver_and_adds_retirements_and_cleanup_rules():
+    from retirement.choices import OffboardingSource, RetirementStatus
+    from retirement.models import CleanupRule, Offboarding, RetirementRequest
+    from retirement.services.cleanup import cleanup_candidates
+
+    run_demo_org()
+    counts = (Offboarding.objects.count(), RetirementRequest.objects.count(), CleanupRule.objects.count())
+    out = StringIO()
+    call_command("demo_retirement", stdout=out)
+    assert "already exist" in out.getvalue()
+    assert (Offboarding.objects.count(), RetirementRequest.objects.count(), CleanupRule.objects.count()) == counts
+
+    offboarding = Offboarding.objects.get()
+    assert offboarding.username == "oliver.bennett" and offboarding.source == OffboardingSource.DIRECTORY
+    assert not User.objects.get(username="oliver.bennett").is_active
+    # His devices stay managed, without him (corporate devices are reassigned to IT by default).
+    items = list(offboarding.items.select_related("device"))
+    assert items and all(item.step == "reassign" and item.device.primary_user is None for item in items)
+    assert not Device.objects.filter(primary_user__username="oliver.bennett").exclude(lifecycle_state="retired")
+    handhelds = RetirementRequest.objects.filter(device_name__contains="-HH-")
+    assert handhelds.count() == 4
+    assert set(handhelds.values_list("status", flat=True)) == {RetirementStatus.COMMAND_SENT}
+    assert len({r.batch for r in handhelds}) == 1 and handhelds[0].batch is not None
+    android = CleanupRule.objects.get(platform=Platform.ANDROID)
+    assert (android.days, android.enabled) == (30, True)
+    assert cleanup_candidates(android).exists(), "the demo has stale Android devices for the preview to show"

@@ -85,7 +85,7 @@ EMPLOYEES = (
     ("grace.lee", "Grace", "Lee", "apac", "HR", "SYD"),
     ("tom.fischer", "Tom", "Fischer", "emea", "Engineering", "BER"),
 )
-LEAVER = "oliver.bennett"  # offboarding: his devices are being retired
+LEAVER = "oliver.bennett"  # offboarded by demo_retirement
 
 # username, first name, last name, home scope, department, role, scope slugs (None: all scopes), what it shows
 STAFF = (
@@ -418,7 +418,7 @@ class DemoBuilder:
                 self.add(name, "mac_desktop", corporate, scope, EnrollmentMethod.CORPORATE_IDENTIFIER)
 
     def plan_lifecycle_tail(self, users: dict[str, User]) -> None:
-        """Pre-registered stock, the leaver's devices in retirement, and replaced devices retired."""
+        """Pre-registered stock, and replaced devices retired."""
         sites = {row[0]: row[5] for row in EMPLOYEES}
         # Replacement laptops and phones waiting for their owners, and unassigned stock.
         waiting = [u for u in users.values() if u.department == "Engineering"][:3]
@@ -428,12 +428,7 @@ class DemoBuilder:
             scope = user.scope.slug if user else SCOPES[index % 3][1]
             spec = self.add("", kind, Ownership.CORPORATE, scope, EnrollmentMethod.CORPORATE_IDENTIFIER, user=user)
             spec.state = LifecycleState.PENDING
-        for spec in self.specs:
-            if spec.user is not None and spec.user.username == LEAVER:
-                spec.state, spec.reason = LifecycleState.RETIRING, "Leaver: last working day 30 November 2026."
-        handhelds = [s for s in self.specs if "-HH-" in s.name]
-        for spec in self.rng.sample(handhelds, 4):
-            spec.state, spec.reason = LifecycleState.RETIRING, "Cracked screen; returned to the vendor for repair."
+        # The leaver's offboarding and the handhelds sent for repair are retirement requests: demo_retirement.
         people = [u for u in users.values() if u.username not in ("employee", LEAVER)]
         for user in self.rng.sample(people, 12):
             kind = self.pick(("windows_old", 40), ("iphone_old", 40), ("ipad_old", 20))
@@ -599,6 +594,7 @@ class Command(BaseCommand):
             device_services.device_group_rules_set(actor=ACTOR, group=group, rules=rules)
         call_command("demo_policies", stdout=self.stdout)  # profiles, compliance policies, a compliance sweep
         call_command("demo_apps", stdout=self.stdout)  # the app catalog, its installs, app protection
+        call_command("demo_retirement", stdout=self.stdout)  # an offboarding, retirements, cleanup rules
 
         device_count = authz.unrestricted(Device.objects, actor=ACTOR).count()
         return (
