@@ -33,3 +33,13 @@ format: $(STAMP)
 
 clean-demo:
 	rm -rf var/
+
+.PHONY: screenshots
+## Rerun the browser journeys (live server, Celery worker, simulated devices); they rewrite docs/screenshots/journey-*.png.
+screenshots: $(STAMP)
+	$(BIN)/python -m pytest tests/browser/test_journey_it_admin.py tests/browser/test_journey_helpdesk.py tests/browser/test_journey_employee.py -q -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: fuzz
+## The long API fuzzing run: 200 examples per operation and persona, with schemathesis's coverage phase.
+fuzz: $(STAMP)
+	FUZZ_PROFILE=long $(BIN)/python -m pytest tests/fuzz -p no:cacheprovider $(PYTEST_ARGS)

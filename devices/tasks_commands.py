@@ -14,9 +14,10 @@ from typing import Any
 
 from celery import shared_task
 from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
-from mdm_portal.core import authz
+from mdm_portal.core import authz, outbox
 from mdm_portal.core.audit import REDACTED, Actor
 
 from .commands import get_action
@@ -53,7 +54,29 @@ def device_commands_queue_bulk_task(
     batch: str,
     selection: dict[str, Any],
 ) -> int:
-    """Queue one bulk request; returns how many commands it queued. Idempotent per ``batch``."""
+    """Queue one bulk request; returns how many commands it queued. Idempotent per ``batch``.
+
+    A message delivered twice (the outbox relays a row again after a crash between publish and
+    delete; a redelivery after a worker died) queues nothing the second time, even when both copies
+    run at once: the batch is locked for the transaction (PostgreSQL) before it is checked.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"device-command-batch:{batch}"])
+        return _queue_bulk(
+            user_id=user_id,
+            source_ip=source_ip,
+            command_type=command_type,
+            params=params,
+            batch=batch,
+            selection=selection,
+        )
+
+
+def _queue_bulk(
+    *, user_id: int, source_ip: str | None, command_type: str, params: dict[str, Any], batch: str, selection: dict
+) -> int:
     if DeviceCommand.objects.filter(batch=batch).exists():
         return 0  # a redelivered message: the request was already queued
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
@@ -74,7 +97,8 @@ def device_commands_queue_bulk_task(
 def enqueue_bulk_queue(
     *, user, source_ip: str | None, command_type: str, params: dict[str, Any], batch: uuid.UUID, selection: dict
 ) -> None:
-    """Send the task (call it from ``transaction.on_commit``)."""
+    """Send the task once the caller's transaction commits (through the outbox; the params' secrets are
+    stored encrypted until then and never shown)."""
     action = get_action(command_type)
     kwargs = {
         "user_id": user.pk,
@@ -85,4 +109,4 @@ def enqueue_bulk_queue(
         "selection": selection,
     }
     shown = {**kwargs, "params": {k: (REDACTED if k in action.secret_fields else v) for k, v in params.items()}}
-    device_commands_queue_bulk_task.apply_async(kwargs=kwargs, kwargsrepr=repr(shown))
+    outbox.outbox_add(device_commands_queue_bulk_task, kwargs=kwargs, kwargsrepr=repr(shown))

@@ -78,4 +78,11 @@ SCHEDULES: tuple[Schedule, ...] = (
         description="Runs each enabled cleanup rule: enrolled devices of its platform without a check-in for the "
         "rule's number of days are retired, or removed from management (retired by force, unverified).",
     ),
+    Schedule(
+        name="Relay the task outbox",
+        task="mdm_portal.core.tasks.outbox_relay_task",
+        every_seconds=60,
+        description="Sends the background jobs that were asked for while the broker could not be reached "
+        "(they wait in the database's outbox, nothing is lost).",
+    ),
 )

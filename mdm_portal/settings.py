@@ -285,7 +285,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "mdm_portal.core.api.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mdm_portal.core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "mdm_portal.core.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -319,6 +319,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+    }
+# A web request that sends a task never waits long for a broker that is down: one attempt with a short
+# connection timeout, and the message waits in the outbox (mdm_portal/core/outbox.py) until it is back.
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    # Opening a channel to send: one quick retry, not kombu's default of three with pauses (2 s).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message a worker took but never acknowledged (the worker was killed) goes back to the queue
+    # after this many seconds; longer than the longest task (the fleet sweeps take minutes).
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "visibility_timeout": int(os.environ.get("CELERY_BROKER_VISIBILITY_TIMEOUT", "3600")),
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 CELERY_TASK_ACKS_LATE = True

@@ -22,3 +22,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
 ]
+
+# A database outage is a 503 with a sentence (and Retry-After), other errors Django's 500 page.
+handler500 = "mdm_portal.core.views.errors.server_error"
+# A URL no route matches is a JSON 404 for API and agent clients, the usual page for people.
+handler404 = "mdm_portal.core.api.errors.page_not_found"

@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from mdm_portal.core import outbox
+
 
 @shared_task(name="retirement.tasks.retirement_timeouts_flag_task")
 def retirement_timeouts_flag_task() -> int:
@@ -69,8 +71,10 @@ def retirement_request_bulk_task(
 def enqueue_retirement_request_bulk(
     *, user, source_ip: str | None, action: str, reason: str, keep_enrollment: bool, batch, selection: dict
 ) -> None:
-    """Send the task (call it from ``transaction.on_commit``): ids and filters, never model instances."""
-    retirement_request_bulk_task.apply_async(
+    """Send the task once the caller's transaction commits (through the outbox): ids and filters, never
+    model instances."""
+    outbox.outbox_add(
+        retirement_request_bulk_task,
         kwargs={
             "user_id": user.pk,
             "source_ip": source_ip,
@@ -79,5 +83,5 @@ def enqueue_retirement_request_bulk(
             "keep_enrollment": keep_enrollment,
             "batch": str(batch),
             "selection": selection,
-        }
+        },
     )

@@ -15,10 +15,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from devices.choices import Platform
+from mdm_portal.core.api.fields import SlugRelatedField
 from mdm_portal.core.models import Scope, UserGroup
 from policies.api.serializers import AssignmentSerializer, NamedChoiceField, ScopedWriteMixin, assignments_resolve
 
-from ..choices import AppIntent, AppKind, ClipboardLevel, InstallState, SharingLevel, WipeStatus
+from ..choices import AppIntent, AppKind, ClipboardLevel, InstallState, PackageFormat, SharingLevel, WipeStatus
 from ..models import (
     App,
     AppDataWipe,
@@ -153,6 +154,8 @@ class AppVersionSerializer(serializers.ModelSerializer):
     """A version of an app; the newest is the current one (devices with an older one are updated)."""
 
     current = serializers.SerializerMethodField(help_text="Devices receive this version.")
+    # Read-only model fields lose ``blank``: a store app's version has no package format ("").
+    package_format = serializers.ChoiceField(choices=PackageFormat.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = AppVersion
@@ -198,6 +201,8 @@ class AppInstallSerializer(serializers.ModelSerializer):
     primary_user = serializers.SlugRelatedField(
         source="device.primary_user", slug_field="username", read_only=True, allow_null=True
     )
+    # "" when no assignment asks for the app: the device reported it installed.
+    intent = serializers.ChoiceField(choices=AppIntent.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = AppInstall
@@ -234,7 +239,7 @@ class InstallStatusSerializer(serializers.Serializer):
 class ProtectionAssignmentSerializer(serializers.Serializer):
     """A user group whose members the policy applies to (include) or never applies to (exclude)."""
 
-    user_group = serializers.SlugRelatedField(
+    user_group = SlugRelatedField(
         slug_field="name", queryset=UserGroup.objects.all(), help_text="The user group's name."
     )
     exclude = serializers.BooleanField(default=False)

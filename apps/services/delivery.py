@@ -51,6 +51,7 @@ from devices.choices import CommandType, LifecycleState, Platform
 from devices.models import OPEN_STATUSES, Device, DeviceCommand, DeviceInventory
 from devices.services import desired_state_commands_cancel, desired_state_commands_queue
 from devices.versions import version_key
+from mdm_portal.core import outbox
 from mdm_portal.core.audit import Actor, audit_record
 from policies.choices import AssignmentMode
 from policies.targeting import assignment_q
@@ -83,7 +84,7 @@ def fanout_schedule(app_id: int, *, reason: str) -> None:
     """One task message per change, sent once the change is committed."""
     from ..tasks import app_fanout_task
 
-    transaction.on_commit(lambda: app_fanout_task.delay(app_id, reason=reason))
+    outbox.enqueue(app_fanout_task, app_id, reason=reason)
 
 
 # -- the rule --------------------------------------------------------------------------------------

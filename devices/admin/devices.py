@@ -7,7 +7,6 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
@@ -342,15 +341,13 @@ class DeviceAdmin(AuthzModelAdmin):
             selection: dict = {"admin_query": request.GET.urlencode()}
             if request.POST.get("select_across") not in ("1", "True", "true"):
                 selection["ids"] = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-            transaction.on_commit(
-                lambda: enqueue_bulk_queue(
-                    user=request.user,
-                    source_ip=actor.source_ip,
-                    command_type=action.type,
-                    params=params,
-                    batch=batch,
-                    selection=selection,
-                )
+            enqueue_bulk_queue(
+                user=request.user,
+                source_ip=actor.source_ip,
+                command_type=action.type,
+                params=params,
+                batch=batch,
+                selection=selection,
             )
             self.message_user(
                 request,

@@ -55,7 +55,9 @@ class CorporateIdentifierSerializer(serializers.ModelSerializer):
         allow_null=True,
         error_messages={"does_not_exist": "No device group named '{value}'."},
     )
-    device = serializers.SlugRelatedField(slug_field="uuid", read_only=True, help_text="The device it matched.")
+    device = serializers.SlugRelatedField(
+        slug_field="uuid", read_only=True, allow_null=True, help_text="The device it matched; null until one enrols."
+    )
 
     class Meta:
         model = CorporateIdentifier

@@ -2,7 +2,6 @@ import uuid
 from typing import Any
 
 import django_filters
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
@@ -141,15 +140,13 @@ class DeviceViewSet(AuthzReadOnlyViewSet):
         if permitted_count > BACKGROUND_THRESHOLD:
             batch = uuid.uuid4()
             selection = {"api_filter": filter_input.data}
-            transaction.on_commit(
-                lambda: enqueue_bulk_queue(
-                    user=request.user,
-                    source_ip=actor.source_ip,
-                    command_type=command_type,
-                    params=params,
-                    batch=batch,
-                    selection=selection,
-                )
+            enqueue_bulk_queue(
+                user=request.user,
+                source_ip=actor.source_ip,
+                command_type=command_type,
+                params=params,
+                batch=batch,
+                selection=selection,
             )
             answer |= {"queued": None, "skipped": None, "batch": batch, "background": True}
         else:

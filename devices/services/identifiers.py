@@ -35,6 +35,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Q
 from django.utils import timezone
 
+from mdm_portal.core import outbox
 from mdm_portal.core.audit import Actor, audit_record, model_changes
 from mdm_portal.core.choices import ActorType
 from mdm_portal.core.models import AuditEvent, Scope, User
@@ -242,14 +243,14 @@ def identifier_import_create(
         changes=model_changes(identifier_import, ("original_name", "mode", "default_scope")),
     )
     import_id = identifier_import.pk
-    transaction.on_commit(lambda: _enqueue(import_id))
+    _enqueue(import_id)
     return identifier_import
 
 
 def _enqueue(import_id: int) -> None:
     from ..tasks_identifiers import identifier_import_process
 
-    identifier_import_process.delay(import_id)
+    outbox.enqueue(identifier_import_process, import_id)
 
 
 # Imports: writing rows ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mdm_portal.core import authz
+from mdm_portal.core import authz, outbox
 from mdm_portal.core.audit import Actor, audit_record, model_changes
 from mdm_portal.core.models import User, UserGroup
 
@@ -377,15 +377,15 @@ def enrollment_failure_record(*, identity: dict, error, source_ip: str | None = 
             source_ip=source_ip,
         )
         if failure.user_id is not None or failure.profile_id is not None:
-            # robust: a broker that is down must not turn the device's 403 into a 500.
-            transaction.on_commit(lambda: _enqueue_notify(failure.pk), robust=True)
+            # Through the outbox: a broker that is down must not turn the device's 403 into a 500.
+            _enqueue_notify(failure.pk)
     return failure
 
 
 def _enqueue_notify(failure_id: int) -> None:
     from ..tasks_enrollment import enrollment_failure_notify_task
 
-    enrollment_failure_notify_task.delay(failure_id)
+    outbox.enqueue(enrollment_failure_notify_task, failure_id)
 
 
 def it_recipients() -> list[User]:

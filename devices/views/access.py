@@ -16,13 +16,14 @@ import uuid
 
 from django.http import JsonResponse
 from django.urls import NoReverseMatch, reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.views import APIView
 
 from mdm_portal.core.api.authentication import APITokenAuthentication
 from mdm_portal.core.api.permissions import AuthzPermission
+from mdm_portal.core.api.schema import APIErrorSerializer
 from mdm_portal.core.throttling import AccessCheckThrottle, ThrottleMessageMixin
 
 from ..access import access_decision
@@ -57,6 +58,13 @@ class AccessDecisionSerializer(serializers.Serializer):
     device_id = serializers.UUIDField(required=False)
 
 
+# A refusal is about the device (a decision) or about the gate itself (DRF's ``{"detail": ...}``).
+REFUSAL = PolymorphicProxySerializer(
+    component_name="AccessRefusal",
+    serializers=[AccessDecisionSerializer, APIErrorSerializer],
+    resource_type_field_name=None,
+)
+
 DEVICE_HEADERS = [
     OpenApiParameter(
         "X-MDM-Device-Id", str, OpenApiParameter.HEADER, description="The device id (from its certificate)."
@@ -78,7 +86,12 @@ class AccessCheckView(ThrottleMessageMixin, APIView):
         tags=["access"],
         summary="May this device reach company resources? (for nginx auth_request, VPN and RADIUS hooks)",
         parameters=DEVICE_HEADERS,
-        responses={200: AccessDecisionSerializer, 401: AccessDecisionSerializer, 403: AccessDecisionSerializer},
+        responses={
+            200: AccessDecisionSerializer,
+            401: OpenApiResponse(REFUSAL, description="Unknown or unenrolled device, or the gate's token is invalid."),
+            403: OpenApiResponse(REFUSAL, description="Noncompliant device, or the gate lacks the permission."),
+            429: OpenApiResponse(APIErrorSerializer, description="The gate asks too often; retry after Retry-After."),
+        },
     )
     def get(self, request):
         # check_device_access is not a scoped permission: only a gate trusted for the whole fleet gets here.

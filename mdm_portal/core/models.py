@@ -205,3 +205,29 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
+
+
+class OutboxMessage(models.Model):
+    """A Celery task message written in the same transaction as the change that asks for it.
+
+    Sent to the broker once the transaction commits; a row exists only while the message has not
+    reached the broker (the broker was down): the relay (``core.outbox.outbox_relay``) sends it
+    later. See ``mdm_portal/core/outbox.py`` and the README, "When the broker or the database is down".
+    """
+
+    task = models.CharField(max_length=200)
+    # JSON of {"args": [...], "kwargs": {...}}; Fernet-encrypted when the message carries secrets
+    # (``sealed``), so a passcode waiting for the broker is not readable in the database.
+    payload = models.TextField()
+    sealed = models.BooleanField(default=False)
+    shown = models.TextField(blank=True, help_text="What the message carries, secrets redacted.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.task} #{self.pk}"

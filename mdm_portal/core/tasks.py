@@ -21,3 +21,11 @@ def api_tokens_revoke_expired() -> int:
         api_token_revoke(actor=actor, token=token)
         count += 1
     return count
+
+
+@shared_task(name="mdm_portal.core.tasks.outbox_relay_task", acks_late=True)
+def outbox_relay_task() -> int:
+    """Send the task messages that could not reach the broker when they were made (beat, every minute)."""
+    from .outbox import outbox_relay
+
+    return outbox_relay()

@@ -33,6 +33,7 @@ from django.utils import timezone
 from devices.choices import ComplianceState, LifecycleState
 from devices.models import Device
 from devices.services import device_compliance_set
+from mdm_portal.core import outbox
 from mdm_portal.core.audit import Actor, audit_record
 
 from ..models import ComplianceFailure, CompliancePolicy, ComplianceSettings, ComplianceSnapshot
@@ -187,7 +188,7 @@ def reevaluate_schedule(policy_id: int, *, platform: str | None = None, scope_id
     """One task message for the change, sent once it is committed."""
     from ..tasks import policy_reevaluate_task
 
-    transaction.on_commit(lambda: policy_reevaluate_task.delay(policy_id, platform=platform, scope_id=scope_id))
+    outbox.enqueue(policy_reevaluate_task, policy_id, platform=platform, scope_id=scope_id)
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def compliance_settings_save(*, actor: Actor, data: dict[str, Any]) -> Complianc
         )
         from ..tasks import compliance_sweep_task
 
-        transaction.on_commit(lambda: compliance_sweep_task.delay())
+        outbox.enqueue(compliance_sweep_task)
     return settings
 
 

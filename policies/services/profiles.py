@@ -21,6 +21,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from devices.choices import CommandType, LifecycleState
 from devices.models import Device, DeviceCommand
 from devices.services import desired_state_commands_queue
+from mdm_portal.core import outbox
 from mdm_portal.core.audit import Actor, audit_record
 
 from ..choices import DeliveryState
@@ -59,7 +60,7 @@ def fanout_schedule(profile_id: int, *, reason: str) -> None:
     """One task message per change, sent once the change is committed."""
     from ..tasks import profile_fanout_task
 
-    transaction.on_commit(lambda: profile_fanout_task.delay(profile_id, reason=reason))
+    outbox.enqueue(profile_fanout_task, profile_id, reason=reason)
 
 
 # -- writes a person makes ----------------------------------------------------------------------

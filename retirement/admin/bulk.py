@@ -21,7 +21,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import AdminSite, helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -138,16 +137,14 @@ def _bulk_request(modeladmin, request, action: str, permitted: QuerySet[Device],
         selection: dict = {"admin_query": request.GET.urlencode()}
         if request.POST.get("select_across") not in ("1", "True", "true"):
             selection["ids"] = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-        transaction.on_commit(
-            lambda: enqueue_retirement_request_bulk(
-                user=request.user,
-                source_ip=actor.source_ip,
-                action=action,
-                reason=data["reason"],
-                keep_enrollment=keep_enrollment,
-                batch=batch,
-                selection=selection,
-            )
+        enqueue_retirement_request_bulk(
+            user=request.user,
+            source_ip=actor.source_ip,
+            action=action,
+            reason=data["reason"],
+            keep_enrollment=keep_enrollment,
+            batch=batch,
+            selection=selection,
         )
         modeladmin.message_user(
             request,

@@ -43,6 +43,13 @@ def before_rows(request: RetirementRequest) -> list[EvidenceRow]:
     return rows
 
 
+def after_empty(request: RetirementRequest) -> str:
+    """What an empty after-table means: a report that lists nothing left, or no report yet."""
+    if request.after_inventory:
+        return "The device's report lists nothing left: no managed app, no profile, no corporate data."
+    return "No report from the device after the command yet."
+
+
 def after_rows(request: RetirementRequest) -> list[EvidenceRow]:
     """What the device reported after the command, each leftover marked."""
     after = request.after_inventory or {}

@@ -42,7 +42,8 @@ STATE_COLOURS = {DONE: "#2f855a", "in_progress": "#2b6cb0", ATTENTION: "#c53030"
 
 def _badge(state: str):
     return format_html(
-        '<span class="offboarding-state" style="color:#fff;background:{};padding:2px 6px;border-radius:3px">{}</span>',
+        '<span class="offboarding-state" style="color:#fff;background:{};padding:2px 6px;border-radius:3px;'
+        'white-space:nowrap">{}</span>',
         STATE_COLOURS[state],
         STATE_LABELS[state],
     )

@@ -31,7 +31,7 @@ from ..commands import ACTIONS_BY_RETIREMENT
 from ..models import RetirementRequest
 from ..services import requests as services
 from .bulk import BatchListFilter
-from .evidence import after_rows, before_rows, evidence_csv_rows, timeline, verdict
+from .evidence import after_empty, after_rows, before_rows, evidence_csv_rows, timeline, verdict
 from .forms import RetirementRequestForm, RetirementStepForm
 
 Status = RetirementStatus
@@ -227,7 +227,7 @@ class RetirementRequestAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
 
     @admin.display(description="After the command")
     def after_table(self, obj):
-        return self._evidence_table(after_rows(obj), "No report from the device after the command yet.")
+        return self._evidence_table(after_rows(obj), after_empty(obj))
 
     @admin.display(description="Proof of removal")
     def evidence_links(self, obj):
@@ -334,6 +334,7 @@ class RetirementRequestAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
             "timeline": timeline(obj),
             "before": before_rows(obj),
             "after": after_rows(obj),
+            "after_empty": after_empty(obj),
             "verdict": verdict(obj),
             "change_url": self._change_url(obj),
         }

@@ -350,7 +350,10 @@ def test_api_import_reads(client, people, finished_import, persona):
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_api_import_upload(client, people, persona, django_capture_on_commit_callbacks, monkeypatch):
     queued = []
-    monkeypatch.setattr("devices.tasks_identifiers.identifier_import_process.delay", queued.append)
+    monkeypatch.setattr(
+        "devices.tasks_identifiers.identifier_import_process.apply_async",
+        lambda args, kwargs, **options: queued.extend(args),
+    )
     sign_in(client, people, persona)
     before = state()
     with django_capture_on_commit_callbacks(execute=True):

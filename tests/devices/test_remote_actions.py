@@ -441,7 +441,7 @@ def run_tasks_now(monkeypatch):
     """Send the bulk task to an in-process run instead of the broker; keep what Celery would have recorded."""
     sent = []
 
-    def apply_async(kwargs, kwargsrepr):
+    def apply_async(kwargs, kwargsrepr, **options):
         sent.append(kwargsrepr)
         return tasks_commands.device_commands_queue_bulk_task.apply(kwargs=kwargs)
 

@@ -268,7 +268,7 @@ def run_tasks_now(monkeypatch):
     """Run the bulk task in-process instead of sending it to the broker."""
     sent = []
 
-    def apply_async(kwargs):
+    def apply_async(kwargs, **options):
         sent.append(kwargs)
         return tasks.retirement_request_bulk_task.apply(kwargs=kwargs)
 
