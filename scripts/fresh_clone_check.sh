@@ -57,14 +57,27 @@ until answers "http://127.0.0.1:$port/healthz" 200 >/dev/null; do
     sleep 2
 done
 say "the demo answers after $((SECONDS - deadline + start_timeout))s"
+base="http://127.0.0.1:$port"
 failed=0
-answers "http://127.0.0.1:$port/admin/login/" 200 || failed=1
-answers "http://127.0.0.1:$port/admin/" 302 || failed=1
-answers "http://127.0.0.1:$port/portal/" "200 302" || failed=1
-answers "http://127.0.0.1:$port/portal/login/" 200 || failed=1
-answers "http://127.0.0.1:$port/api/docs/" 200 || failed=1
-answers "http://127.0.0.1:$port/api/schema/" 200 || failed=1
+# Anonymous: the sign-in pages answer, the rest asks to sign in.
+answers "$base/admin/login/" 200 || failed=1
+answers "$base/admin/" 302 || failed=1
+answers "$base/portal/login/" 200 || failed=1
+answers "$base/portal/" 302 || failed=1
+answers "$base/api/schema/" 401 || failed=1
 grep -q "demo-pass-2026" "$clone/demo.log" || { say "the demo did not print its logins"; failed=1; }
+# Signed in with the printed demo login, as a newcomer would in the browser.
+jar="$clone/cookies.txt"
+token="$(curl -s -c "$jar" -b "$jar" "$base/admin/login/" | grep -o 'name="csrfmiddlewaretoken" value="[^"]*"' \
+    | head -1 | sed 's/.*value="//; s/"$//')"
+signed_in="$(curl -s -o /dev/null -w '%{http_code}' -c "$jar" -b "$jar" -e "$base/admin/login/" \
+    --data-urlencode "csrfmiddlewaretoken=$token" --data-urlencode "username=itadmin" \
+    --data-urlencode "password=demo-pass-2026" --data-urlencode "next=/admin/" "$base/admin/login/")"
+[ "$signed_in" = "302" ] || { say "signing in as itadmin answered $signed_in, expected 302"; failed=1; }
+for path in /admin/ /admin/devices/device/ /admin/policies/compliance/ /api/docs/ /api/schema/ /api/v1/devices/; do
+    code="$(curl -s -o /dev/null -w '%{http_code}' -b "$jar" --max-time 20 "$base$path" || true)"
+    [ "$code" = "200" ] || { say "$path answered $code to itadmin, expected 200"; failed=1; }
+done
 if [ "$failed" -ne 0 ]; then
     tail -n 60 "$clone/demo.log"
     exit 1

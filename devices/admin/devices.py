@@ -177,6 +177,20 @@ class DeviceAdmin(AuthzModelAdmin):
 
         return device_installs_link(obj, visible=getattr(obj, "app_installs_visible", False))
 
+    RETIREMENT_PERMISSIONS = (
+        "devices.retire_device",
+        "devices.wipe_device",
+        "devices.delete_device",
+        "retirement.view_retirementrequest",
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not any(authz.has_any(request.user, p) for p in self.RETIREMENT_PERMISSIONS):
+            # Nothing to offer (e.g. the helpdesk): no empty section.
+            fieldsets = [f for f in fieldsets if f[1]["fields"] != ("retirement_links",)]
+        return fieldsets
+
     @admin.display(description="Retire / wipe")
     def retirement_links(self, obj):
         from retirement.admin.links import device_retirement_links
