@@ -122,10 +122,16 @@ def celery_worker(live_server, transactional_db, journey_dir, settings):
 
 
 def _forget_broker_connections(app):
-    """Connections made with the previous broker options are not reused with the new ones."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    """Connections made with the previous broker options are not reused with the new ones.
+
+    kombu keeps connection and producer pools per broker URL, process-wide: closing only the app's
+    pool would leave a producer pool bound to closed connections ("Acquire on closed pool" in the
+    eager tests that run after the journeys).
+    """
+    import kombu.pools
+
+    kombu.pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
 
 
