@@ -6,24 +6,16 @@ first, older ones still decrypt), or one derived from ``SECRET_KEY`` when none i
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
+from cryptography.fernet import InvalidToken, MultiFernet
 from django.core.exceptions import ImproperlyConfigured
+
+from mdm_portal.core.crypto import fernet
 
 
 def _fernet() -> MultiFernet:
-    keys = list(settings.MDM_SECRETS_KEYS)
-    if not keys:
-        digest = hashlib.sha256(b"mdm-portal profile secrets:" + settings.SECRET_KEY.encode()).digest()
-        keys = [base64.urlsafe_b64encode(digest).decode()]
-    try:
-        return MultiFernet([Fernet(key) for key in keys])
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"MDM_SECRETS_KEYS holds a key that is not a Fernet key: {exc}") from None
+    return fernet("profile secrets")
 
 
 def secrets_encrypt(values: dict[str, str]) -> str:

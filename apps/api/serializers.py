@@ -76,7 +76,7 @@ class AppSerializer(ScopedWriteMixin, serializers.ModelSerializer):
     kind_label = "apps"
 
     id = serializers.UUIDField(source="uuid", read_only=True)
-    scope = serializers.SlugRelatedField(
+    scope = SlugRelatedField(
         slug_field="slug",
         queryset=Scope.objects.none(),
         required=False,
@@ -198,7 +198,7 @@ class AppInstallSerializer(serializers.ModelSerializer):
 
     device = serializers.UUIDField(source="device.uuid", read_only=True, help_text="The device's id.")
     device_name = serializers.CharField(source="device.name", read_only=True)
-    primary_user = serializers.SlugRelatedField(
+    primary_user = SlugRelatedField(
         source="device.primary_user", slug_field="username", read_only=True, allow_null=True
     )
     # "" when no assignment asks for the app: the device reported it installed.
@@ -256,7 +256,7 @@ class ProtectionPolicySerializer(ScopedWriteMixin, serializers.ModelSerializer):
     kind_label = "app protection policies"
 
     id = serializers.UUIDField(source="uuid", read_only=True)
-    scope = serializers.SlugRelatedField(
+    scope = SlugRelatedField(
         slug_field="slug",
         queryset=Scope.objects.none(),
         required=False,
@@ -266,7 +266,7 @@ class ProtectionPolicySerializer(ScopedWriteMixin, serializers.ModelSerializer):
     platform = NamedChoiceField(enum_name="PlatformEnum", choices=Platform.choices)
     clipboard = NamedChoiceField(enum_name="ClipboardLevelEnum", choices=ClipboardLevel.choices, required=False)
     sharing = NamedChoiceField(enum_name="SharingLevelEnum", choices=SharingLevel.choices, required=False)
-    apps = serializers.SlugRelatedField(
+    apps = SlugRelatedField(
         slug_field="uuid",
         many=True,
         queryset=App.objects.none(),
@@ -343,12 +343,12 @@ class ManagedAppInstanceSerializer(serializers.ModelSerializer):
     """One managed app on one device (enrolled or not), signed in by one person. Never its secret."""
 
     id = serializers.UUIDField(source="uuid", read_only=True)
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    app = serializers.SlugRelatedField(slug_field="uuid", read_only=True, allow_null=True, help_text="The catalog app.")
-    device = serializers.SlugRelatedField(
+    user = SlugRelatedField(slug_field="username", read_only=True)
+    app = SlugRelatedField(slug_field="uuid", read_only=True, allow_null=True, help_text="The catalog app.")
+    device = SlugRelatedField(
         slug_field="uuid", read_only=True, allow_null=True, help_text="The enrolled device it runs on, if any."
     )
-    policy = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    policy = SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     wipes = serializers.SerializerMethodField(help_text="Its selective wipes, newest first (pending ones included).")
 
     class Meta:

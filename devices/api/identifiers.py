@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from mdm_portal.core import authz
+from mdm_portal.core.api.fields import SlugRelatedField
 from mdm_portal.core.api.viewsets import AuthzViewSetMixin
 from mdm_portal.core.audit import Actor
 from mdm_portal.core.models import Scope, User
@@ -36,26 +37,26 @@ ADD_IMPORT = "devices.add_identifierimport"
 
 
 class CorporateIdentifierSerializer(serializers.ModelSerializer):
-    scope = serializers.SlugRelatedField(
+    scope = SlugRelatedField(
         slug_field="slug",
         queryset=Scope.objects.none(),
         error_messages={"does_not_exist": "No scope '{value}' where you may add identifiers."},
     )
-    user = serializers.SlugRelatedField(
+    user = SlugRelatedField(
         slug_field="username",
         queryset=User.objects.none(),
         required=False,
         allow_null=True,
         error_messages={"does_not_exist": "No person with the username '{value}'."},
     )
-    device_group = serializers.SlugRelatedField(
+    device_group = SlugRelatedField(
         slug_field="name",
         queryset=DeviceGroup.objects.none(),
         required=False,
         allow_null=True,
         error_messages={"does_not_exist": "No device group named '{value}'."},
     )
-    device = serializers.SlugRelatedField(
+    device = SlugRelatedField(
         slug_field="uuid", read_only=True, allow_null=True, help_text="The device it matched; null until one enrols."
     )
 
@@ -162,8 +163,8 @@ class IdentifierImportErrorSerializer(serializers.Serializer):
 
 
 class IdentifierImportSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    default_scope = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    created_by = SlugRelatedField(slug_field="username", read_only=True)
+    default_scope = SlugRelatedField(slug_field="slug", read_only=True)
     url = serializers.SerializerMethodField(help_text="Poll this until status is done, rejected or failed.")
 
     class Meta:
@@ -205,7 +206,7 @@ class IdentifierImportUploadSerializer(serializers.Serializer):
         help_text="UTF-8 CSV: serial_number and/or imei, user, scope, device_group, description."
     )
     mode = serializers.ChoiceField(choices=IdentifierImportMode.choices, default=IdentifierImportMode.GOOD_ROWS)
-    default_scope = serializers.SlugRelatedField(
+    default_scope = SlugRelatedField(
         slug_field="slug",
         queryset=Scope.objects.all(),
         required=False,

@@ -22,18 +22,16 @@ commit, as ``transaction.on_commit(task.delay)`` did, and no row outlives the tr
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import time
 from typing import Any
 
-from cryptography.fernet import Fernet, MultiFernet
-from django.conf import settings
+from cryptography.fernet import MultiFernet
 from django.db import transaction
 from django.utils import timezone
 
+from .crypto import fernet
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -52,11 +50,7 @@ def _app():
 
 
 def _fernet() -> MultiFernet:
-    keys = list(getattr(settings, "MDM_SECRETS_KEYS", []))
-    if not keys:
-        digest = hashlib.sha256(b"mdm-portal task outbox:" + settings.SECRET_KEY.encode()).digest()
-        keys = [base64.urlsafe_b64encode(digest).decode()]
-    return MultiFernet([Fernet(key) for key in keys])
+    return fernet("task outbox")
 
 
 def _pack(args: tuple | list, kwargs: dict, sealed: bool) -> str:

@@ -19,6 +19,7 @@ from rest_framework import serializers
 from devices.choices import ComplianceState, Ownership, Platform
 from devices.models import DeviceGroup
 from mdm_portal.core import authz
+from mdm_portal.core.api.fields import SlugRelatedField
 from mdm_portal.core.models import Scope, UserGroup
 
 from ..choices import AssignmentMode, AssignmentTarget, NoncomplianceActionType, ProfileKind
@@ -207,7 +208,7 @@ class ProfileSerializer(ScopedWriteMixin, serializers.ModelSerializer):
     kind_label = "configuration profiles"
 
     id = serializers.UUIDField(source="uuid", read_only=True)
-    scope = serializers.SlugRelatedField(
+    scope = SlugRelatedField(
         slug_field="slug",
         queryset=Scope.objects.none(),
         required=False,
@@ -339,7 +340,7 @@ class CompliancePolicySerializer(ScopedWriteMixin, serializers.ModelSerializer):
     kind_label = "compliance policies"
 
     id = serializers.UUIDField(source="uuid", read_only=True)
-    scope = serializers.SlugRelatedField(
+    scope = SlugRelatedField(
         slug_field="slug",
         queryset=Scope.objects.none(),
         required=False,
