@@ -39,6 +39,12 @@ clean-demo:
 screenshots: $(STAMP)
 	$(BIN)/python -m pytest tests/browser/test_journey_it_admin.py tests/browser/test_journey_helpdesk.py tests/browser/test_journey_employee.py -q -p no:cacheprovider $(PYTEST_ARGS)
 
+.PHONY: soak
+## The soak: 10,000 simulated devices enrol and check in for 5 minutes against gunicorn on PostgreSQL (its own
+## database, SOAK_DATABASE_URL, recreated each run); exits 1 on any error or when a process's memory grows.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --fresh $(SOAK_ARGS)
+
 .PHONY: fuzz
 ## The long API fuzzing run: 200 examples per operation and persona, with schemathesis's coverage phase.
 fuzz: $(STAMP)

@@ -7,9 +7,12 @@ samples the resident memory (VmRSS) of every process (gunicorn master and worker
 every ``--sample`` seconds. Prints check-ins/s, errors, p50/p99 latency and, per process, the first,
 last and largest sample. Exits 1 on any error or when a process's memory kept growing.
 
-    .venv/bin/python bench/soak.py                                  # 10,000 devices x 5 minutes
-    .venv/bin/python bench/soak.py --devices 1000 --duration 45     # the CI-sized run (about 2 minutes)
-    DATABASE_URL=postgres://postgres@localhost:5432/mdm_soak .venv/bin/python bench/soak.py --fresh
+    make soak                                                       # 10,000 devices x 5 minutes, as CI runs it
+    .venv/bin/python bench/soak.py --devices 1000 --duration 45     # a quick look (about 2 minutes)
+    SOAK_DATABASE_URL=postgres://postgres@db.example:5432/soak .venv/bin/python bench/soak.py --fresh
+
+The database is its own (``SOAK_DATABASE_URL``, by default ``mdm_soak`` on localhost), never the
+``DATABASE_URL`` of the tests or the portal, since ``--fresh`` drops it.
 
 The enrolment endpoint is rate-limited per address (MDM_ENROLL_RATE); the soak raises the limit for
 its own server, since every simulated device enrols from 127.0.0.1.
@@ -157,12 +160,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--concurrency", type=int, default=32, help="simulator threads")
     parser.add_argument("--sample", type=float, default=10, help="seconds between memory samples")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE))
+    parser.add_argument("--database-url", default=os.environ.get("SOAK_DATABASE_URL", DEFAULT_DATABASE))
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the database first")
     parser.add_argument("--seed", type=int, default=2026)
     options = parser.parse_args()
     if not options.database_url.startswith(("postgres://", "postgresql://")):
-        parser.error("The soak runs on PostgreSQL: pass --database-url postgres://... (or set DATABASE_URL).")
+        parser.error("The soak runs on PostgreSQL: pass --database-url postgres://... (or set SOAK_DATABASE_URL).")
 
     work = Path(tempfile.mkdtemp(prefix="mdm-soak-"))
     env = {

@@ -78,9 +78,9 @@ INSTALLED_APPS = [
     "guardian",
     "django_celery_beat",
     # Before mdm_portal.core: core.admin puts these libraries' ModelAdmins under authz.
-    "axes",
+    "mdm_portal.core.admin_apps.SignInSecurityConfig",  # axes
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "mdm_portal.core.admin_apps.TwoFactorConfig",  # django_otp.plugins.otp_totp
     "csp",
     "mdm_portal.core",
     "devices",

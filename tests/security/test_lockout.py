@@ -110,3 +110,10 @@ def test_the_test_clients_login_still_works(client):
     UserFactory(username="emma")
     assert client.login(username="emma", password=PASSWORD)
     assert not client.login(username="emma", password="wrong")
+
+
+def test_the_console_names_the_security_sections_for_people(client, people):
+    client.force_login(people.global_admin)
+    index = client.get(reverse("admin:index")).content.decode()
+    assert "Sign-in security" in index and "Two-factor sign-in" in index
+    assert ">Axes<" not in index and "Otp_Totp" not in index
