@@ -45,6 +45,7 @@ MATRIX_MODULES: tuple[str, ...] = (
     "tests.retirement.test_offboarding_matrix",
     "tests.retirement.test_bulk_reports_matrix",
     "tests.security.test_security_matrix",
+    "tests.core.test_outbox_admin_matrix",
 )
 
 # Endpoint id -> the tests that cover it ("module.test_name").

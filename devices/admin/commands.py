@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from mdm_portal.core import authz
-from mdm_portal.core.admin_base import AuthzModelAdmin, ReadOnlyAdminMixin, ScopedRelatedListFilter
+from mdm_portal.core.admin_base import AuthzModelAdmin, ReadOnlyAdminMixin, ScopedRelatedListFilter, relative_time
 
 from .. import services
 from ..choices import CommandStatus
@@ -58,9 +58,9 @@ class DeviceCommandAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
         "device_link",
         "status",
         "requester",
-        "created_at",
-        "sent_at",
-        "completed_at",
+        "queued",
+        "sent",
+        "completed",
         "short_error",
     ]
     # The device column links to the device, so the command's own page opens from its type.
@@ -108,6 +108,18 @@ class DeviceCommandAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
     @admin.display(description="requested by", ordering="requested_by_label")
     def requester(self, obj):
         return obj.requested_by_label
+
+    @admin.display(description="Queued", ordering="created_at")
+    def queued(self, obj):
+        return relative_time(obj.created_at)
+
+    @admin.display(description="Sent", ordering="sent_at")
+    def sent(self, obj):
+        return relative_time(obj.sent_at, empty="-")
+
+    @admin.display(description="Completed", ordering="completed_at")
+    def completed(self, obj):
+        return relative_time(obj.completed_at, empty="-")
 
     @admin.display(description="error")
     def short_error(self, obj):

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
 from mdm_portal.core import authz
-from mdm_portal.core.admin_base import AuthzModelAdmin, ScopedRelatedListFilter
+from mdm_portal.core.admin_base import AuthzModelAdmin, ScopedRelatedListFilter, person_name, relative_time
 
 from .. import selectors, services
 from ..choices import GroupMembershipType
@@ -127,11 +127,11 @@ class DeviceAdmin(AuthzModelAdmin):
         "platform",
         "os_version",
         "ownership",
-        "primary_user",
+        "primary_user_name",
         "scope",
         "lifecycle_state",
         "compliance_state",
-        "last_checkin_at",
+        "last_checkin",
     ]
     list_filter = [
         "platform",
@@ -163,6 +163,14 @@ class DeviceAdmin(AuthzModelAdmin):
         "apps_on_device",
         "retirement_links",
     ]
+
+    @admin.display(description="Primary user", ordering="primary_user__last_name")
+    def primary_user_name(self, obj):
+        return person_name(obj.primary_user)
+
+    @admin.display(description="Last check-in", ordering="last_checkin_at")
+    def last_checkin(self, obj):
+        return relative_time(obj.last_checkin_at)
 
     @admin.display(description="Compliance")
     def configuration_and_compliance(self, obj):

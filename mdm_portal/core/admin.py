@@ -359,3 +359,5 @@ for _model, _model_admin in list(admin.site._registry.items()):
             )
         else:
             admin.site.register(_model, _authz_wrap(_model, type(_model_admin)))
+
+from . import admin_outbox  # noqa: E402, F401 (registers the task outbox page)

@@ -20,11 +20,32 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import path
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from . import authz, otp
 from .audit import Actor
 from .models import Scope
 from .services import record_delete, record_save
+
+
+def relative_time(value, *, empty: str = "never"):
+    """A list cell for a moment: "5 minutes ago", the exact date and time on hover (narrower than the date)."""
+    if value is None:
+        return empty
+    exact = date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    ago = timesince(value, depth=1)
+    shown = "just now" if ago.startswith("0\xa0") else f"{ago} ago"
+    return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), exact, shown)
+
+
+def person_name(user, *, empty: str = "-"):
+    """A list cell for a person: the full name (the username on hover), or the username when there is no name."""
+    if user is None:
+        return empty
+    return format_html('<span title="{}">{}</span>', user.username, user.get_full_name() or user.username)
 
 
 class ScopedRelatedListFilter(admin.RelatedFieldListFilter):

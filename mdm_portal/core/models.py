@@ -213,6 +213,10 @@ class OutboxMessage(models.Model):
     Sent to the broker once the transaction commits; a row exists only while the message has not
     reached the broker (the broker was down): the relay (``core.outbox.outbox_relay``) sends it
     later. See ``mdm_portal/core/outbox.py`` and the README, "When the broker or the database is down".
+
+    A row that can never be sent (its task is unknown, its sealed payload no longer decrypts, its
+    JSON is broken) is *dead*: ``dead_at`` is set, the reason is in ``last_error``, and no relay
+    picks it up again until an administrator retries it (the "Task outbox" admin page).
     """
 
     task = models.CharField(max_length=200)
@@ -225,9 +229,16 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    dead_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["pk"]
+        verbose_name = "task outbox message"
+        verbose_name_plural = "task outbox messages"
 
     def __str__(self) -> str:
         return f"{self.task} #{self.pk}"
+
+    @property
+    def is_dead(self) -> bool:
+        return self.dead_at is not None

@@ -21,7 +21,8 @@ SENSITIVE = frozenset(
         "retirement.approve_retirementrequest",
         "retirement.force_retirementrequest",
         "retirement.run_offboarding",
-        # Sign-in security records: lockouts (django-axes) and staff authenticator apps (django-otp).
+        # Sign-in security records: lockouts (django-axes) and staff authenticator apps (django-otp);
+        # the task outbox: global operational data whose rows name every scope's pending work.
         *(
             f"{app}.{verb}_{model}"
             for app, model in (
@@ -29,6 +30,7 @@ SENSITIVE = frozenset(
                 ("axes", "accesslog"),
                 ("axes", "accessfailurelog"),
                 ("otp_totp", "totpdevice"),
+                ("core", "outboxmessage"),
             )
             for verb in ("add", "change", "delete", "view")
         ),

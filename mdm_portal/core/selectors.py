@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
 
 from . import authz
-from .models import AuditEvent, Role, RoleAssignment, Scope, User, UserGroup
+from .models import AuditEvent, OutboxMessage, Role, RoleAssignment, Scope, User, UserGroup
 
 
 def user_list(*, user, action: str = "core.view_user") -> QuerySet[User]:
@@ -57,3 +61,43 @@ def assignable_user_groups(*, user) -> QuerySet[UserGroup]:
     if authz.has_any(user, "core.view_usergroup") or any(authz.has_any(user, p) for p in TARGETING_PERMISSIONS):
         return groups
     return groups.none()
+
+
+# The task outbox ---------------------------------------------------------------------------------
+
+VIEW_OUTBOX = "core.view_outboxmessage"
+# Messages waiting longer than this mean the broker has been down for more than a blip.
+OUTBOX_STALE_AFTER = timedelta(minutes=5)
+
+
+def outbox_message_list(*, user) -> QuerySet[OutboxMessage]:
+    """The outbox rows ``user`` may see (global holders only: the model has no scope), without payloads."""
+    return authz.restrict(OutboxMessage.objects.defer("payload"), user, VIEW_OUTBOX)
+
+
+@dataclass(frozen=True)
+class OutboxHealth:
+    """What the console warns about: messages waiting since ``waiting_since``, and dead ones."""
+
+    waiting: int
+    waiting_since: datetime | None
+    dead: int
+    stale: bool  # the oldest waiting message has waited longer than OUTBOX_STALE_AFTER
+
+
+def outbox_health(*, user) -> OutboxHealth | None:
+    """Whether the outbox needs attention, for someone who may see it; ``None`` otherwise. One query.
+
+    Attention: a message has waited longer than ``OUTBOX_STALE_AFTER``, or any message is dead.
+    """
+    if not authz.has_global(user, VIEW_OUTBOX):
+        return None
+    waiting = Q(dead_at__isnull=True)
+    totals = OutboxMessage.objects.aggregate(
+        waiting=Count("pk", filter=waiting),
+        waiting_since=Min("created_at", filter=waiting),
+        dead=Count("pk", filter=~waiting),
+    )
+    since = totals["waiting_since"]
+    stale = since is not None and since <= timezone.now() - OUTBOX_STALE_AFTER
+    return OutboxHealth(**totals, stale=stale) if stale or totals["dead"] else None
