@@ -324,6 +324,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 # A web request that sends a task never waits long for a broker that is down: one attempt with a short
 # connection timeout, and the message waits in the outbox (mdm_portal/core/outbox.py) until it is back.
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
+# A broker that accepts the connection but never answers (frozen, paused) must not hold a request
+# forever either: without a socket timeout the first command waits for a reply that never comes.
+CELERY_BROKER_SOCKET_TIMEOUT = float(os.environ.get("CELERY_BROKER_SOCKET_TIMEOUT", "5"))
 if not CELERY_BROKER_URL.startswith("filesystem://"):
     # Opening a channel to send: one quick retry, not kombu's default of three with pauses (2 s).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
@@ -333,6 +336,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "visibility_timeout": int(os.environ.get("CELERY_BROKER_VISIBILITY_TIMEOUT", "3600")),
         "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+        "socket_timeout": CELERY_BROKER_SOCKET_TIMEOUT,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 CELERY_TASK_ACKS_LATE = True

@@ -24,17 +24,26 @@ def profiles_reconcile() -> int:
     return len(ids)
 
 
-@shared_task(name="policies.tasks.compliance_sweep_task")
+@shared_task(name="policies.tasks.compliance_sweep_task", acks_late=True)
 def compliance_sweep_task() -> dict:
-    """Evaluate the whole fleet in id batches and write the day's snapshot (beat, hourly)."""
+    """Evaluate the whole fleet in id batches and write the day's snapshot (beat, hourly).
+
+    Acknowledged at the end, so a killed worker's sweep is redelivered rather than lost until the
+    next hour; a re-run is harmless: committed batches are unchanged (no write, no audit) and the
+    snapshot is replaced, not added to.
+    """
     from .services.compliance import compliance_sweep
 
     return compliance_sweep()
 
 
-@shared_task(name="policies.tasks.compliance_actions_task")
+@shared_task(name="policies.tasks.compliance_actions_task", acks_late=True)
 def compliance_actions_task() -> dict:
-    """Run the noncompliance actions that are due (beat, every 15 minutes); each runs once per device."""
+    """Run the noncompliance actions that are due (beat, every 15 minutes); each runs once per device.
+
+    Acknowledged at the end, so a killed worker's run is redelivered; a re-run skips every device
+    whose run row (committed with its command and audit event) exists.
+    """
     from .services.compliance_actions import compliance_actions_run
 
     return compliance_actions_run()

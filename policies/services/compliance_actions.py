@@ -81,14 +81,17 @@ def compliance_actions_run(now: datetime | None = None) -> dict[str, int]:
     engine: Engine | None = None
     for action in NoncomplianceAction.objects.select_related("policy").order_by("days_after", "pk"):
         due = _due(action, now)
-        for start in range(0, len(due), CHUNK):
+        # An email cannot be taken back: each is committed with its run row on its own, so a worker
+        # killed mid-run sends at most one email twice (a command chunk rolls back as a whole instead).
+        size = 1 if action.action == NoncomplianceActionType.EMAIL else CHUNK
+        for start in range(0, len(due), size):
             with transaction.atomic():
                 # Serialise runs of this action; then skip what a concurrent run did meanwhile.
                 if not list(NoncomplianceAction.objects.select_for_update().filter(pk=action.pk).values_list("pk")):
                     break
-                chunk = set(due[start : start + CHUNK]) - set(
+                chunk = set(due[start : start + size]) - set(
                     ComplianceActionRun.objects.filter(
-                        action=action, device_id__in=due[start : start + CHUNK]
+                        action=action, device_id__in=due[start : start + size]
                     ).values_list("device_id", flat=True)
                 )
                 if not chunk:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +25,6 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DEADLINE = 60  # seconds: no fault test may run longer
 
 
 def free_port() -> int:
@@ -87,6 +88,66 @@ def subprocess_env(tmp: Path, **extra: str) -> dict[str, str]:
     env.pop("DEBUG", None)
     env.update(extra)
     return env
+
+
+# -- a broker that never answers -----------------------------------------------------------------
+
+
+class BlackHole:
+    """A loopback TCP listener that accepts every connection, counts it and never answers.
+
+    What a hung broker looks like to a client (a frozen Redis, a paused machine: the kernel still
+    completes the handshake): the connection opens, the reply never comes. After ``hang_up_after``
+    seconds it closes the connection, so a client without a socket timeout is not stuck forever
+    (it then sees the connection closed, not a timeout).
+    """
+
+    def __init__(self, hang_up_after: float = 10.0):
+        self.hang_up_after = hang_up_after
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)  # so the accepting thread notices ``close`` soon
+        self.port = self.server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.hang_ups: list[threading.Timer] = []
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def connections(self) -> int:
+        return len(self.accepted)
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.accepted.append(connection)
+            hang_up = threading.Timer(self.hang_up_after, connection.close)
+            hang_up.daemon = True
+            hang_up.start()
+            self.hang_ups.append(hang_up)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.thread.join(timeout=5)
+        self.server.close()
+        for hang_up in self.hang_ups:
+            hang_up.cancel()
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.fixture
+def black_hole():
+    hole = BlackHole()
+    yield hole
+    hole.close()
 
 
 # -- Redis ----------------------------------------------------------------------------------------
@@ -159,6 +220,7 @@ def celery_using(broker_url: str):
         "interval_start": 0,
         "interval_step": 0.2,
         "socket_connect_timeout": settings.CELERY_BROKER_CONNECTION_TIMEOUT,
+        "socket_timeout": settings.CELERY_BROKER_SOCKET_TIMEOUT,
     }
     app.conf.task_always_eager = False
     try:
@@ -183,6 +245,23 @@ def slow_batch(*args, **kwargs):
     _batch(*args, **kwargs)
     time.sleep(pause)
 profiles._fanout_batch = slow_batch
+from policies.services import compliance, compliance_actions
+sweep_batch = int(os.environ["FAULTS_SWEEP_BATCH"])
+_sweep = compliance.compliance_sweep
+compliance.compliance_sweep = lambda **kwargs: _sweep(**{"batch": sweep_batch, **kwargs})
+_write = compliance.compliance_states_write
+def slow_write(**kwargs):  # the sweep's per-batch write: the pause falls inside the batch's transaction
+    changed = _write(**kwargs)
+    time.sleep(pause)
+    return changed
+compliance.compliance_states_write = slow_write
+compliance_actions.CHUNK = int(os.environ["FAULTS_ACTIONS_CHUNK"])
+_each = compliance_actions._each
+def slow_each(*args, **kwargs):  # one chunk of an action: the pause falls inside the chunk's transaction
+    done = _each(*args, **kwargs)
+    time.sleep(pause)
+    return done
+compliance_actions._each = slow_each
 from mdm_portal.celery import app
 # Scan for messages a dead worker left unacknowledged every second (kombu: every 100 s), so the test
 # need not wait; the visibility timeout itself comes from CELERY_BROKER_VISIBILITY_TIMEOUT.
@@ -197,15 +276,27 @@ app.worker_main(["worker", "--pool=prefork", "--concurrency=1", "--loglevel=INFO
 class Worker:
     """``celery worker`` in its own process group, on the test's database and the throwaway broker."""
 
-    def __init__(self, tmp: Path, broker_url: str, *, fanout_batch: int = 2000, batch_pause: float = 0.0):
+    def __init__(
+        self,
+        tmp: Path,
+        broker_url: str,
+        *,
+        fanout_batch: int = 2000,
+        sweep_batch: int = 2000,
+        actions_chunk: int = 500,
+        batch_pause: float = 0.0,
+    ):
+        """``batch_pause`` seconds after each fan-out batch, sweep batch and action chunk, so a kill lands mid-run."""
         self.tmp, self.broker_url = tmp, broker_url
-        self.fanout_batch, self.batch_pause = fanout_batch, batch_pause
+        self.fanout_batch, self.sweep_batch, self.actions_chunk = fanout_batch, sweep_batch, actions_chunk
+        self.batch_pause = batch_pause
         self.process: subprocess.Popen | None = None
         self.runs = 0
 
     def start(self) -> None:
         self.runs += 1
-        log = open(self.tmp / f"worker-{self.runs}.log", "wb")  # noqa: SIM115 (closed with the process)
+        number = len(list(self.tmp.glob("worker-*.log"))) + 1  # every worker of the test keeps its own log
+        log = open(self.tmp / f"worker-{number:02d}.log", "wb")  # noqa: SIM115 (closed with the process)
         env = subprocess_env(
             self.tmp,
             DATABASE_URL=database_url(),
@@ -213,8 +304,10 @@ class Worker:
             CELERY_BROKER_URL=self.broker_url,
             CELERY_BROKER_VISIBILITY_TIMEOUT="3",
             FAULTS_FANOUT_BATCH=str(self.fanout_batch),
+            FAULTS_SWEEP_BATCH=str(self.sweep_batch),
+            FAULTS_ACTIONS_CHUNK=str(self.actions_chunk),
             FAULTS_BATCH_PAUSE=str(self.batch_pause),
-            FAULTS_WORKER_NAME=f"faults{self.runs}@localhost",
+            FAULTS_WORKER_NAME=f"faults{number}@localhost",
             LOG_LEVEL="INFO",
         )
         self.process = subprocess.Popen(
@@ -231,6 +324,11 @@ class Worker:
 
     def log(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.tmp.glob("worker-*.log")))
+
+    def succeeded(self, task: str) -> int:
+        """How many runs of ``task`` the test's workers (all of them, killed ones included) finished."""
+        needle = re.compile(rf"Task {re.escape(task)}\[[0-9a-f-]+\] succeeded")
+        return sum(len(needle.findall(p.read_text(errors="replace"))) for p in self.tmp.glob("worker-*.log"))
 
 
 @pytest.fixture

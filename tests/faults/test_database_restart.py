@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DEADLINE, ROOT, free_port, kill_group, port_open, subprocess_env, wait_for
+from .conftest import ROOT, free_port, kill_group, port_open, subprocess_env, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
@@ -51,7 +51,6 @@ def workers_of(master: int) -> set[int]:
 
 
 def test_postgres_restart_under_load_fails_cleanly_and_recovers_without_a_restart(postgres_cluster, tmp_path):
-    started = time.monotonic()
     cluster = postgres_cluster
     subprocess.run(
         [str(cluster.bin / "createdb"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "mdm"],
@@ -118,4 +117,3 @@ def test_postgres_restart_under_load_fails_cleanly_and_recovers_without_a_restar
             assert '"code": "unavailable"' in body
     # Nothing anywhere was a 500 or a dropped connection.
     assert not [r for r in results if r[2] not in {503} | NORMAL[r[1]]]
-    assert time.monotonic() - started < DEADLINE

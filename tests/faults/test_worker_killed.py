@@ -10,7 +10,6 @@ command for the profile: none lost, none queued twice.
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -49,7 +48,6 @@ def build_fleet(n: int) -> None:
 
 def test_a_worker_killed_mid_fanout_completes_after_restart_without_duplicates(redis_broker, celery_worker_factory):
     needs_postgres()
-    started = time.monotonic()
     build_fleet(DEVICES)
     with celery_using(redis_broker.url):
         profile = profile_save(
@@ -93,4 +91,3 @@ def test_a_worker_killed_mid_fanout_completes_after_restart_without_duplicates(r
     [event] = AuditEvent.objects.filter(verb="profile.fanout")
     # The re-run did only what the killed run had not committed.
     assert event.changes[DeliveryState.PENDING] == DEVICES - done_when_killed
-    assert time.monotonic() - started < 60

@@ -50,7 +50,7 @@ from policies.services import (
     policy_save,
     retire_approval_decide,
 )
-from tests.factories import SYSTEM, StaffFactory
+from tests.factories import SYSTEM, DeviceFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -270,6 +270,32 @@ def test_a_mail_server_that_is_down_leaves_the_email_for_the_next_run(phone, set
         monkeypatch.undo()
         assert compliance_actions_run() == {"email": 1}
     assert len(mail.outbox) == 1
+
+
+def test_a_run_stopped_mid_way_sends_no_email_twice_when_it_runs_again(phone, monkeypatch):
+    """A worker killed between two emails: the emails already sent stay recorded (each is committed
+    with its run row on its own), so the redelivered run sends only the rest."""
+    phones = [phone, *(DeviceFactory(scope=phone.scope, primary_user=phone.primary_user) for _ in range(2))]
+    with time_machine.travel(T0, tick=False):
+        ios_policy(encryption_required=True, actions=[{"action": "email", "days_after": 0}])
+        for device in phones:
+            report(device, encrypted=False)
+        real_send = mail.backends.locmem.EmailBackend.send_messages
+
+        def killed_at_the_second(self, messages):
+            if len(mail.outbox) == 1:
+                raise SystemExit("worker killed")  # not an Exception: nothing in the run catches it
+            return real_send(self, messages)
+
+        monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", killed_at_the_second)
+        with pytest.raises(SystemExit):
+            compliance_actions_run()
+        assert len(mail.outbox) == 1
+        assert ComplianceActionRun.objects.count() == 1
+        monkeypatch.undo()
+        assert compliance_actions_run() == {"email": 2}
+    assert len(mail.outbox) == 3
+    assert sorted(m.subject for m in mail.outbox) == sorted({m.subject for m in mail.outbox})
 
 
 def test_retirement_is_approved_only_by_someone_who_may_retire_the_device(people, phone):
