@@ -115,7 +115,10 @@ def compliance_evaluate_devices(
     last = 0
     while True:
         with transaction.atomic():
-            rows = engine.rows(devices.filter(pk__gt=last), batch)
+            # The batch's device rows stay locked until its states are written: a check-in (or a
+            # second sweep) of one of them waits for this commit and then evaluates fresh data,
+            # instead of this batch overwriting its newer state or both auditing the same change.
+            rows = engine.rows(devices.filter(pk__gt=last).select_for_update(of=("self",)), batch)
             if not rows:
                 break
             last = rows[-1]["pk"]
