@@ -15,7 +15,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
-from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -220,14 +220,16 @@ if PRODUCTION:
     if env_bool("SECURE_PROXY_SSL_HEADER", default=True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Content Security Policy (django-csp): our own origin only, no inline script without the
-# per-response nonce (``nonce="{{ request.csp_nonce }}"``), never framed. Inline *styles* stay allowed:
-# the console's templates colour cards with style attributes, and a style cannot run code.
+# Content Security Policy (django-csp): our own origin only, no inline script or style without the
+# per-response nonce (``nonce="{{ request.csp_nonce }}"`` on a script or style block), never framed.
+# Style attributes cannot carry a nonce, so templates and format_html use classes from the static
+# sheets (static/console/*.css, static/portal/*.css) instead; CSS that scripts set through the CSSOM
+# (element.style) is not inline and stays allowed. tests/browser/test_csp.py fails on any violation.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
-        "style-src": [SELF, UNSAFE_INLINE],
+        "style-src": [SELF, NONCE],
         "img-src": [SELF, "data:"],
         "font-src": [SELF],
         "connect-src": [SELF],

@@ -484,7 +484,7 @@ class EnrollmentFailureAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
     @admin.display(description="Reason (as the device was told)")
     def reason(self, obj):
         # Wide enough to read as a sentence instead of a column of single words.
-        return format_html('<span style="display:inline-block;min-width:16em">{}</span>', obj.message)
+        return format_html('<span class="enrollment-reason">{}</span>', obj.message)
 
     @admin.display(description="Refused by")
     def refused_by(self, obj):

@@ -125,7 +125,7 @@ class NoncomplianceActionForm(forms.Form):
         min_value=0,
         max_value=365,
         initial=0,
-        widget=forms.NumberInput(attrs={"style": "width:5em"}),
+        widget=forms.NumberInput(attrs={"class": "days-after"}),  # width: static/console/policies.css
     )
     message = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2, "cols": 50}))
 

@@ -34,7 +34,7 @@ def setting_field(spec: Setting, *, stored_secret: bool) -> forms.Field:
             required=spec.required,
             min_value=spec.minimum,
             max_value=spec.maximum,
-            widget=forms.NumberInput(attrs={"style": "width: 7em"}),
+            widget=forms.NumberInput(attrs={"class": "setting-number"}),  # width: static/console/policies.css
         )
     elif spec.type == CHOICE:
         choices = list(spec.choices) if spec.required else [("", "Not configured"), *spec.choices]

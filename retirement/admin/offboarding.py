@@ -22,8 +22,6 @@ from mdm_portal.core.models import User
 from ..choices import OffboardingSource, OffboardingStep
 from ..models import Offboarding, RetirementSettings
 from ..selectors_offboarding import (
-    ATTENTION,
-    DONE,
     STATE_LABELS,
     offboarding_items,
     offboarding_state,
@@ -37,16 +35,10 @@ from ..services.offboarding import (
     planned_step,
 )
 
-STATE_COLOURS = {DONE: "#2f855a", "in_progress": "#2b6cb0", ATTENTION: "#c53030"}
-
 
 def _badge(state: str):
-    return format_html(
-        '<span class="offboarding-state" style="color:#fff;background:{};padding:2px 6px;border-radius:3px;'
-        'white-space:nowrap">{}</span>',
-        STATE_COLOURS[state],
-        STATE_LABELS[state],
-    )
+    # The colour of each state is in static/console/console.css (no inline style under the CSP).
+    return format_html('<span class="offboarding-state state-{}">{}</span>', state, STATE_LABELS[state])
 
 
 class OffboardingStartForm(forms.Form):

@@ -158,3 +158,66 @@ def test_no_template_has_script_the_policy_would_block():
         problems += [f"{name}: javascript: URL" for _ in re.findall(r"""=\s*["']javascript:""", html)]
         problems += [f"{name}: {m}" for m in re.findall(r"<[^>]*\son(?:click|load|change|submit|input)=", html)]
     assert problems == []
+
+
+# Styles: no 'unsafe-inline' either. <style> blocks carry the nonce (or, better, live in a static sheet);
+# style attributes cannot carry one, so there are none: classes from static/console/*.css instead.
+STYLE_ATTRIBUTE = re.compile(r"""<[a-zA-Z][^>]*\sstyle\s*=\s*["']""")
+WIDGET_STYLE = re.compile(r"""attrs=\{[^}]*["']style["']\s*:""")  # forms.TextInput(attrs={"style": ...})
+# Mail is not a web page: no CSP applies, and mail clients want inline styles.
+NOT_SERVED = ("email",)
+
+
+def _inline_styles(html: str) -> list[str]:
+    return re.findall(r"<style\b[^>]*>", html)
+
+
+@pytest.mark.django_db
+def test_csp_style_src_allows_no_inline_style(client, people):
+    pages = [client.get(reverse("portal:login"))]
+    client.force_login(people.global_admin)
+    for name in ("admin:devices_device_changelist", "admin:policies_compliance_dashboard", "admin:retirement_report"):
+        pages.append(client.get(reverse(name)))
+    pages.append(client.get(reverse("admin:devices_device_change", args=[people.device_a.pk])))
+    pages.append(client.get(reverse("api-docs")))
+    for page in pages:
+        assert page.status_code == 200
+        style_src = _csp(page)["style-src"]
+        assert style_src.startswith("style-src 'self'")
+        assert "'unsafe-inline'" not in style_src
+        assert "'unsafe-hashes'" not in style_src
+        html = page.content.decode()
+        assert STYLE_ATTRIBUTE.findall(html) == []
+        nonce = re.search(r"'nonce-([^']+)'", style_src)
+        assert all(nonce and f'nonce="{nonce.group(1)}"' in tag for tag in _inline_styles(html))
+
+
+def test_no_template_or_admin_code_has_style_the_policy_would_block():
+    """<style> blocks carry the nonce; no style attribute in a served template or in HTML built in Python."""
+    problems = []
+    for template in sorted(ROOT.glob("**/templates/**/*.html")):
+        if ".venv" in template.parts or NOT_SERVED[0] in template.parts:
+            continue
+        html = template.read_text()
+        name = template.relative_to(ROOT)
+        problems += [f"{name}: {tag}" for tag in _inline_styles(html) if "request.csp_nonce" not in tag]
+        problems += [f"{name}: {m}" for m in STYLE_ATTRIBUTE.findall(html)]
+    for package in ("apps", "devices", "mdm_portal", "policies", "retirement"):
+        for module in sorted((ROOT / package).glob("**/*.py")):
+            problems += [f"{module.relative_to(ROOT)}: {m}" for m in STYLE_ATTRIBUTE.findall(module.read_text())]
+            problems += [f"{module.relative_to(ROOT)}: {m}" for m in _inline_styles(module.read_text())]
+            problems += [f"{module.relative_to(ROOT)}: {m}" for m in WIDGET_STYLE.findall(module.read_text())]
+    assert problems == []
+
+
+def test_state_colours_of_the_charts_match_the_cards_sheets():
+    """The SVG charts take their colours from Python; the state cards (no style attribute) from the sheets."""
+    from apps.admin.charts import STATE_COLOR
+    from policies.dashboard_charts import STATE_STYLE
+
+    dashboard = (ROOT / "static/console/dashboard.css").read_text()
+    for state, (colour, _dash) in STATE_STYLE.items():
+        assert f".state-card.state-{state} {{ --state-color: {colour}; }}" in dashboard
+    apps = (ROOT / "static/console/apps.css").read_text()
+    for state, colour in STATE_COLOR.items():
+        assert f"#state-counts .state-card.state-{state} {{ --state-color: {colour}; }}" in apps
