@@ -32,3 +32,4 @@ urlpatterns = [
 handler500 = "mdm_portal.core.views.errors.server_error"
 # A URL no route matches is a JSON 404 for API and agent clients, the usual page for people.
 handler404 = "mdm_portal.core.api.errors.page_not_found"
+handler400 = "mdm_portal.core.api.errors.bad_request"

@@ -25,3 +25,30 @@ def test_a_device_that_is_not_yours_is_a_404_page_that_explains(client):
         assert "This page does not exist, or it is not yours to see" in page
         assert device.name not in page
         assert 'href="/portal/"' in page
+
+
+def test_a_page_your_role_does_not_allow_is_a_403_page_that_explains(client, people):
+    client.force_login(people.helpdesk_a)
+    response = client.get(reverse("admin:core_outboxmessage_changelist"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "Your role does not allow this" in page
+    assert "ask an IT administrator" in page
+    assert 'href="/admin/"' in page
+
+
+def test_an_api_request_django_will_not_read_is_a_json_400(client, people, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    client.force_login(people.global_admin)
+    response = client.post("/api/v1/devices/actions/lock/", {"ids": [str(n) for n in range(20)]})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "Send JSON" in response.json()["detail"]
+
+
+def test_a_form_with_too_many_fields_is_a_400_page_that_says_what_to_do(client, people, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    client.force_login(people.global_admin)
+    response = client.post(reverse("admin:devices_device_changelist"), {"_selected_action": list(range(20))})
+    assert response.status_code == 400
+    assert "select fewer items at a time" in response.content.decode()

@@ -33,11 +33,10 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _error_responses(self) -> dict[str, OpenApiResponse]:
         # 404 everywhere: an id or page no one may see, and DRF's answer to an unknown ``?format=``.
-        errors = {"401": NOT_AUTHENTICATED, "403": FORBIDDEN, "404": NOT_FOUND}
+        # 400 everywhere too: besides invalid input, any address with a NUL character is refused
+        # (core.middleware) and so is a request Django will not read (core.api.errors.bad_request).
+        errors = {"400": INVALID, "401": NOT_AUTHENTICATED, "403": FORBIDDEN, "404": NOT_FOUND}
         is_write = self.method in ("POST", "PUT", "PATCH")
-        is_list = self.method == "GET" and self._is_list_view()
-        if is_write or is_list or self.method == "DELETE":
-            errors["400"] = INVALID
         if is_write:
             errors["415"] = UNSUPPORTED_MEDIA_TYPE
         return errors
