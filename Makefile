@@ -17,7 +17,7 @@ install: $(STAMP)
 
 ## Start the portal with a demo organisation: SQLite, file-system broker, web + worker + beat.
 demo: $(STAMP)
-	DEBUG=1 PORT=$(PORT) $(BIN)/python scripts/demo.py
+	PORT=$(PORT) $(BIN)/python scripts/demo.py
 
 ## Run the test suite (SQLite by default; set DATABASE_URL for PostgreSQL).
 test: $(STAMP)

@@ -23,6 +23,7 @@ from devices.models import OPEN_STATUSES, Device, DeviceCommand, DeviceInventory
 
 from .choices import AppIntent, InstallState
 from .models import App, AppInstall
+from .selectors import version_outdated
 from .services.delivery import inventory_versions
 from .targeting import intent_qs, resolve
 
@@ -54,9 +55,27 @@ class CatalogEntry:
     reported_version: str | None = None
 
     @property
+    def detected(self) -> bool:
+        """On the device without IT having installed it (the inventory lists it, there is no install row)."""
+        return self.install is None and self.reported_version is not None
+
+    @property
+    def update_available(self) -> bool:
+        """Installed at a version older than the catalogue's current one (the console says the same)."""
+        if self.status != InstallState.INSTALLED:
+            return False
+        installed = self.install.installed_version if self.install is not None else self.reported_version
+        return version_outdated(installed or "", self.app.current_version)
+
+    @property
     def can_install(self) -> bool:
-        # A required app is installed (and retried) by IT, never from here.
-        return not self.required and self.status in (InstallState.NOT_INSTALLED, InstallState.FAILED)
+        # A required app is installed (and retried) by IT, never from here. An app found on the
+        # device at an older version can be updated from here (an install of the current version).
+        if self.required:
+            return False
+        if self.detected and self.update_available:
+            return True
+        return self.status in (InstallState.NOT_INSTALLED, InstallState.FAILED)
 
     @property
     def can_uninstall(self) -> bool:

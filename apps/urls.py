@@ -3,6 +3,7 @@
 from django.urls import path
 
 from .views.portal import (
+    PortalAppsView,
     PortalDeviceAppInstallView,
     PortalDeviceAppsStatusView,
     PortalDeviceAppsView,
@@ -10,6 +11,7 @@ from .views.portal import (
 )
 
 urlpatterns = [
+    path("apps/", PortalAppsView.as_view(), name="apps"),
     path("devices/<uuid:uuid>/apps/", PortalDeviceAppsView.as_view(), name="device_apps"),
     path("devices/<uuid:uuid>/apps/status/", PortalDeviceAppsStatusView.as_view(), name="device_apps_status"),
     # POST only: queue the install or the removal through the services.

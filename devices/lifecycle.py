@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from mdm_portal.core.audit import Actor, audit_record
 
-from .choices import LifecycleState
+from .choices import ComplianceState, LifecycleState
 from .models import Device
 
 State = LifecycleState
@@ -51,9 +51,11 @@ def _transition(
         )
     before = device.lifecycle_state
     device.lifecycle_state = target
-    for field, value in extra.items():
-        setattr(device, field, value)
     changes: dict[str, Any] = {"lifecycle_state": [before, target]}
+    for field, value in extra.items():
+        if field.endswith("_state") and getattr(device, field) != value:
+            changes[field] = [getattr(device, field), value]
+        setattr(device, field, value)
     if reason:
         changes["reason"] = reason
     audit_record(actor=actor, verb=f"device.{verb.replace(' ', '_')}", target=device, changes=changes)
@@ -93,13 +95,15 @@ def cancel_retirement(device: Device, *, actor: Actor, reason: str = "") -> Devi
 
 @transaction.atomic
 def finish_retirement(device: Device, *, actor: Actor, reason: str = "", at: datetime | None = None) -> Device:
+    # A retired device is no longer evaluated: it leaves every compliance count and filter instead
+    # of staying "Noncompliant" beside the enrolled devices that are.
     return _transition(
         device,
         actor=actor,
         verb="finish retirement",
         sources=(State.RETIRING,),
         target=State.RETIRED,
-        extra={"retired_at": at or timezone.now()},
+        extra={"retired_at": at or timezone.now(), "compliance_state": ComplianceState.NOT_EVALUATED},
         reason=reason,
     )
 

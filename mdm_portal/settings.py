@@ -185,6 +185,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+# Outside production, files are re-read when they change (an edited stylesheet while the demo runs
+# would otherwise be served with its old length, and the browser waits for the missing bytes).
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
@@ -201,6 +204,11 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mdm@localhost")
+# Where employees reach the Company Portal (scheme and host, no trailing slash): links in emails,
+# which are sent by background jobs that have no request to take the address from.
+MDM_PUBLIC_URL = os.environ.get("MDM_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+# Who employees contact with questions, as a phrase that fits "contact ...": shown in emails and the portal.
+MDM_HELPDESK_CONTACT = os.environ.get("MDM_HELPDESK_CONTACT", "your IT helpdesk")
 
 # Security (see docs/threat-model.md). Production enforces HTTPS; TLS usually ends at a proxy that
 # sets X-Forwarded-Proto.
@@ -363,6 +371,8 @@ LOGGING = {
 # Device management
 MDM_CHECKIN_INTERVAL_SECONDS = int(os.environ.get("MDM_CHECKIN_INTERVAL_SECONDS", "900"))
 MDM_AGENT_MAX_BODY_BYTES = 256 * 1024
+# What the device agent app is called where employees install it (enrolment steps, fix steps).
+MDM_AGENT_NAME = os.environ.get("MDM_AGENT_NAME", "MDM Agent")
 MDM_APP_PACKAGE_MAX_BYTES = int(os.environ.get("MDM_APP_PACKAGE_MAX_BYTES", str(2 * 1024**3)))  # 2 GiB
 # Resource gates: whether a device whose compliance has not been evaluated yet (enrolled, no
 # inventory reported) gets through. Off by default: only compliant devices and devices in their

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
+
 from devices.choices import Platform
 
 from .choices import ComplianceRule as Rule
@@ -17,8 +19,13 @@ from .choices import ComplianceRule as Rule
 IOS, ANDROID, WINDOWS, MACOS, LINUX = "ios", "android", "windows", "macos", "linux"
 FAMILIES = (IOS, ANDROID, WINDOWS, MACOS, LINUX)
 FAMILY_LABELS = {IOS: "iOS and iPadOS", ANDROID: "Android", WINDOWS: "Windows", MACOS: "macOS", LINUX: "Linux"}
-AGENT_SYNC = (
-    "Open the device management agent and choose Sync now (or press Check again on this device in the Company Portal)."
+# The last step of most fixes: have the device report its new state. ``{agent}`` is the agent app's
+# name (``MDM_AGENT_NAME``). iPhones and iPads run no agent app: the system checks in by itself, so
+# their step points to the Company Portal's Check again instead (``rule_help`` swaps it in).
+AGENT_SYNC = "Open {agent} and choose Sync now (or press Check again on this device in the Company Portal)."
+APPLE_MOBILE_SYNC = (
+    "Open this device's page in the Company Portal and tap Check again; keep the device unlocked and online "
+    "until the page updates."
 )
 
 
@@ -251,10 +258,14 @@ RULE_TEXT: dict[str, RuleText] = {
 
 ERROR_TEXT = RuleText(
     "Your device could not be checked for this setting: {actual}.",
-    _everywhere(
-        AGENT_SYNC,
-        "Make sure the device management agent is up to date; contact IT if this stays.",
-    ),
+    {
+        **_everywhere(AGENT_SYNC, "Make sure {agent} is up to date; contact IT if this stays."),
+        IOS: (
+            APPLE_MOBILE_SYNC,
+            "Make sure the device runs the latest iOS or iPadOS (Settings › General › Software Update); "
+            "contact IT if this stays.",
+        ),
+    },
 )
 
 
@@ -263,6 +274,13 @@ def rule_help(
 ) -> tuple[str, list[str]]:
     """The plain sentence and the fix steps for ``rule`` on ``platform``, with the values filled in."""
     text = ERROR_TEXT if error else RULE_TEXT.get(rule, ERROR_TEXT)
-    values = {"expected": expected or "the required value", "actual": actual or "unknown"}
-    steps = text.fix.get(platform_family(platform)) or text.fix.get(IOS, ())
+    family = platform_family(platform)
+    values = {
+        "expected": expected or "the required value",
+        "actual": actual or "unknown",
+        "agent": getattr(settings, "MDM_AGENT_NAME", "") or "the device management agent",
+    }
+    steps = text.fix.get(family) or text.fix.get(IOS, ())
+    if family == IOS:
+        steps = tuple(step.replace(AGENT_SYNC, APPLE_MOBILE_SYNC) for step in steps)
     return text.plain.format(**values), [step.format(**values) for step in steps]

@@ -114,7 +114,9 @@ def web_answers(port: int) -> bool:
 def main() -> int:
     port = int(os.environ.get("PORT") or 8000)
     env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
-    env.setdefault("DEBUG", "1")
+    # DEBUG stays off unless the caller sets it: the demo shows what people see (the portal's own
+    # 404, 403 and 500 pages, not Django's technical pages listing every URL); static files are
+    # served by WhiteNoise from the source folders either way.
     if not port_is_free(port):
         say(f"Port {port} is already in use (is another demo still running?). Stop it, or pick another port: "
             f"make demo PORT={port + 1}")  # fmt: skip
@@ -176,6 +178,8 @@ def main() -> int:
                     [*MANAGE, "demo_org", "--logins"], cwd=BASE_DIR, env=env, capture_output=True, text=True
                 )
                 print(logins.stdout.rstrip(), flush=True)
+                # The log scrolls fast (a line per check-in): the logins also stay in a file.
+                (BASE_DIR / "var" / "demo-logins.txt").write_text(logins.stdout)
                 simulate = [PYTHON, "-m", "agent", "simulate", "--server", f"http://{HOST}:{port}", "--interval", "60",
                             "--duration", str(7 * 24 * 3600)]  # fmt: skip
                 for simulator in (
@@ -207,7 +211,8 @@ def main() -> int:
                     "devices checking in every minute, and the employee's simulated Windows laptop, which turns its "
                     "encryption off at its third check-in (see it in the Company Portal as 'employee'), and the "
                     "employee's Outlook and Teams on an unenrolled iPhone under app protection. Emails go "
-                    f"to {BASE_DIR / 'var' / 'mail'}. Press Ctrl-C to stop."
+                    f"to {BASE_DIR / 'var' / 'mail'}; the logins above are also in "
+                    f"{BASE_DIR / 'var' / 'demo-logins.txt'}. Press Ctrl-C to stop."
                 )
             elif time.monotonic() - started > START_TIMEOUT:
                 say(f"The web server did not answer on http://{HOST}:{port}/ within {START_TIMEOUT} s; stopping.")

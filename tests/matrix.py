@@ -37,6 +37,7 @@ MATRIX_MODULES: tuple[str, ...] = (
     "tests.apps.test_apps_admin_matrix",
     "tests.apps.test_app_package_download",
     "tests.apps.test_portal_apps_matrix",
+    "tests.apps.test_portal_apps_index_matrix",
     "tests.apps.test_apps_api_matrix",
     "tests.retirement.test_portal_retirement_matrix",
     "tests.retirement.test_retirement_api_matrix",

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count
+from django.db.models.functions import Lower
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,7 +22,7 @@ from policies.admin.editor import EditorAdmin, proposed_copy
 
 from ..choices import AppKind, InstallState
 from ..models import App, AppInstall, AppVersion
-from ..selectors import STATE_ORDER, VIEW_INSTALL, install_counts
+from ..selectors import STATE_ORDER, VIEW_INSTALL, catalog_counts, install_counts
 from ..services.delivery import app_version_key
 from .assignments import app_assignment_formset, app_assignments_preview
 from .charts import STATE_COLOR, install_chart
@@ -70,11 +71,22 @@ def supersedence_sentence(app: App, older: list[tuple[str, int]]) -> str:
 class AppAdmin(EditorAdmin):
     editor_template = "admin/apps/editor.html"
     change_list_template = "admin/apps/change_list.html"
-    list_display = ["name", "platform", "kind", "current_version_label", "scope_label", "installs"]
+    # One App per platform (an identifier, versions and packages are per platform): the rows of one app
+    # are kept together, sorted by name whatever its case ("qBittorrent" among the q's, not after "Zoom").
+    list_display = ["name_label", "platform", "kind", "current_version_label", "scope_label", "installs"]
+    list_display_links = ["name_label"]
+    ordering = [Lower("name"), "platform", "pk"]
     list_filter = ["platform", "kind", ("scope", scoped_filter("Organisation-wide"))]
     list_select_related = ["scope", "current_version"]
     search_fields = ["name", "publisher", "identifier", "description"]
     show_facets = admin.ShowFacets.NEVER
+
+    @admin.display(description="Name", ordering=Lower("name"))
+    def name_label(self, obj):
+        # The same app on another platform, right under the previous row: its name is shown quieter.
+        if getattr(obj, "same_name_as_previous", False):
+            return format_html('<span class="same-app">{}</span>', obj.name)
+        return obj.name
 
     @admin.display(description="Current version", ordering="current_version__version_key")
     def current_version_label(self, obj):
@@ -91,27 +103,39 @@ class AppAdmin(EditorAdmin):
         counts = getattr(obj, "install_counts", None)
         if counts is None:
             return "-"
-        if not counts:
+        blocked = getattr(obj, "blocked_counts", None) or {}
+        if not counts and not blocked:
             return "None yet"
         url = reverse("admin:apps_app_installs", args=[obj.pk])
-        return format_html_join(
-            " ",
-            '<a class="delivery-state install-state state-{}" href="{}?state={}">{} {}</a>',
-            (
-                (state, url, state, counts[state], InstallState(state).label.lower())
-                for state in STATE_ORDER
-                if counts.get(state)
-            ),
-        )
+        parts = []
+        if blocked:
+            parts.append(blocked_summary(blocked, url))
+        if counts:
+            parts.append(
+                format_html_join(
+                    " ",
+                    '<a class="delivery-state install-state state-{}" href="{}?state={}">{} {}</a>',
+                    (
+                        (state, url, state, counts[state], InstallState(state).label.lower())
+                        for state in STATE_ORDER
+                        if counts.get(state)
+                    ),
+                )
+            )
+        return format_html_join(format_html("<br>"), "{}", ((part,) for part in parts))
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         cl = (getattr(response, "context_data", None) or {}).get("cl")
         if cl is not None:
             rows = list(cl.result_list)
-            counts = install_counts([row.pk for row in rows], request.user)
+            counts, blocked = catalog_counts([row.pk for row in rows], request.user)
+            previous = None
             for row in rows:
                 row.install_counts = counts.get(row.pk, {})
+                row.blocked_counts = blocked.get(row.pk, {})
+                row.same_name_as_previous = previous is not None and previous.casefold() == row.name.casefold()
+                previous = row.name
         return response
 
     # The editor ----------------------------------------------------------------------------------
@@ -402,6 +426,35 @@ class AppAdmin(EditorAdmin):
         )
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/apps/app/retry_confirm.html", context)
+
+
+def blocked_summary(blocked: dict[str, int], url: str):
+    """A blocked app's rows, worded for what blocking means: where it is blocked, where it was found."""
+    total = sum(blocked.values())
+    found = blocked.get(InstallState.PENDING, 0)
+    failed = blocked.get(InstallState.FAILED, 0) + blocked.get(InstallState.INSTALLED, 0)
+    absent = blocked.get(InstallState.NOT_INSTALLED, 0)
+    badges = [format_html('<span class="blocked-total">Blocked on {}</span>', _plural(total, "device"))]
+    if found:
+        badges.append(
+            format_html(
+                '<a class="delivery-state install-state state-pending" href="{}?state=pending">'
+                "found on {}, removal queued</a>",
+                url,
+                found,
+            )
+        )
+    if failed:
+        badges.append(
+            format_html(
+                '<a class="delivery-state install-state state-failed" href="{}?state=failed">still on {}</a>',
+                url,
+                failed,
+            )
+        )
+    if absent:
+        badges.append(format_html('<span class="quiet">absent on {}</span>', absent))
+    return format_html_join(" ", "{}", ((badge,) for badge in badges))
 
 
 def install_state_badge(install: AppInstall):

@@ -8,6 +8,7 @@ from collections import defaultdict
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db.models.functions import Lower
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,7 +22,7 @@ from mdm_portal.core.admin_base import AuthzModelAdmin, ReadOnlyAdminMixin, Scop
 
 from ..choices import InstallState
 from ..models import AppInstall
-from ..selectors import STATE_ORDER, VIEW_INSTALL
+from ..selectors import STATE_ORDER, VIEW_INSTALL, device_detected_apps, version_outdated
 from .catalog import RETRY, install_state_badge
 from .filters import scoped_filter
 
@@ -150,7 +151,9 @@ class AppInstallAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
         if device is None or not may_view_device_installs(request.user, device):
             raise Http404("No device with this id.")
         installs = list(
-            AppInstall.objects.filter(device=device).select_related("app", "app__current_version").order_by("app__name")
+            AppInstall.objects.filter(device=device)
+            .select_related("app", "app__current_version")
+            .order_by(Lower("app__name"), "app_id")
         )
         counts: dict[str, int] = defaultdict(int)
         for install in installs:
@@ -159,6 +162,23 @@ class AppInstallAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
                 reverse("admin:apps_app_installs", args=[install.app_id])
                 if authz.can(request.user, "apps.view_app", install.app)
                 else None
+            )
+            install.update_available = install.state == InstallState.INSTALLED and version_outdated(
+                install.installed_version, install.app.current_version
+            )
+        # Catalogue apps the device reports although IT never installed them: the Company Portal shows
+        # them as installed, so the console lists them too (and says IT did not install them).
+        detected = []
+        for found in device_detected_apps(device, exclude_app_ids=[install.app_id for install in installs]):
+            counts[InstallState.INSTALLED] += 1
+            can_view = authz.can(request.user, "apps.view_app", found.app)
+            detected.append(
+                {
+                    "app": found.app,
+                    "version": found.version,
+                    "update_available": found.update_available,
+                    "app_url": reverse("admin:apps_app_installs", args=[found.app.pk]) if can_view else None,
+                }
             )
         context = {
             **self.admin_site.each_context(request),
@@ -171,6 +191,7 @@ class AppInstallAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
                 else None
             ),
             "installs": installs,
+            "detected": detected,
             "counts": [(s, InstallState(s).label, counts[s]) for s in STATE_ORDER if counts[s]],
         }
         request.current_app = self.admin_site.name

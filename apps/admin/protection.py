@@ -31,6 +31,10 @@ from .filters import ProtectedAppListFilter, scoped_filter
 from .forms import PROTECTION_FIELDS, ProtectionPolicyForm, protection_row_formset
 
 WIPE = "apps.wipe_managedappinstance"
+WIPE_REASON_MISSING = (
+    "Write a reason before wiping, for example “Left the company” or “Lost phone”: "
+    "it is kept with the wipe and shown to the app. Nothing was wiped."
+)
 OPEN = (WipeStatus.PENDING, WipeStatus.SENT)
 WIPE_SHORT = {WipeStatus.PENDING: "Wipe pending", WipeStatus.SENT: "Wipe sent, unconfirmed"}
 WIPE_STATUS_SHORT = {
@@ -474,7 +478,7 @@ class ManagedAppInstanceAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
                 requested, refused = self._wipe(request, list(wipeable), reason)
                 self._wipe_message(request, requested, refused)
                 return None
-            error = "Say why (for example “Left the company”); the reason is kept with the wipe."
+            error = WIPE_REASON_MISSING
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -519,7 +523,7 @@ class ManagedAppInstanceAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
                 requested, refused = self._wipe(request, [instance], reason)
                 self._wipe_message(request, requested, refused)
                 return HttpResponseRedirect(change_url)
-            error = "Say why (for example “Left the company”); the reason is kept with the wipe."
+            error = WIPE_REASON_MISSING
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

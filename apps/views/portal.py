@@ -1,4 +1,4 @@
-"""Company Portal pages of the app stage: the app catalog of one of my devices, Install and Uninstall.
+"""Company Portal pages of the app stage: my devices' catalogs, the app catalog of one device, Install and Uninstall.
 
 Every page reaches the device through the ownership rule (``devices.selectors.portal_device_get``):
 only its primary user sees it; anyone else (another employee, an IT administrator) gets the 404 of
@@ -64,7 +64,10 @@ def status_text(entry: CatalogEntry, word: str) -> str:
     if entry.status == InstallState.INSTALLED:
         if web:
             return f"Added to your {word}."
-        return f"Installed{f' (version {entry.version})' if entry.version else ''}."
+        installed = f"Installed{f' (version {entry.version})' if entry.version else ''}."
+        if entry.update_available:
+            installed += f" Update available: version {entry.app.current_version.version}."
+        return installed
     if entry.status == InstallState.FAILED:
         reason = entry.install.reason if entry.install is not None else ""
         return f"Could not be installed{f': {reason}' if reason else '.'}"
@@ -106,6 +109,20 @@ def entry_status(entry: CatalogEntry, word: str) -> dict:
         "text": status_text(entry, word),
         "version": entry.version,
     }
+
+
+class PortalAppsView(PortalView):
+    """Apps: my enrolled devices, each leading to its app catalog (the devices My devices lists)."""
+
+    template_name = "portal/apps/index.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        devices = device_selectors.portal_device_list(user=self.request.user).filter(
+            lifecycle_state=LifecycleState.ENROLLED
+        )
+        context["devices"] = [{"device": device, "word": device_word(device)} for device in devices.order_by("name")]
+        return context
 
 
 class PortalDeviceAppsView(PortalView):

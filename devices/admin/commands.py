@@ -7,7 +7,6 @@ device. Secret inputs (a new passcode) are never shown.
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from django.contrib import admin, messages
@@ -19,7 +18,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from mdm_portal.core import authz
-from mdm_portal.core.admin_base import AuthzModelAdmin, ReadOnlyAdminMixin, ScopedRelatedListFilter, relative_time
+from mdm_portal.core.admin_base import (
+    AuthzModelAdmin,
+    ReadOnlyAdminMixin,
+    ScopedRelatedListFilter,
+    key_value_table,
+    relative_time,
+)
 
 from .. import services
 from ..choices import CommandStatus
@@ -75,7 +80,6 @@ class DeviceCommandAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
         "device_link",
         "command_type",
         "status",
-        "priority",
         "shown_payload",
         "requester",
         "batch_link",
@@ -127,11 +131,11 @@ class DeviceCommandAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
 
     @admin.display(description="payload")
     def shown_payload(self, obj):
-        return json.dumps(public_payload(obj), ensure_ascii=False, sort_keys=True)
+        return key_value_table(public_payload(obj))
 
     @admin.display(description="result")
     def shown_result(self, obj):
-        return json.dumps(obj.result or {}, ensure_ascii=False, sort_keys=True)
+        return key_value_table(obj.result)
 
     @admin.display(description="bulk request")
     def batch_link(self, obj):

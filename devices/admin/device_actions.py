@@ -87,7 +87,18 @@ class DeviceActionForm(forms.Form):
         try:
             self.params = self.action.clean(typed)
         except ValidationError as exc:
-            raise forms.ValidationError(exc.messages) from exc
+            # Stand each error next to its input: the action checks each input alone first.
+            placed = False
+            for name, value in typed.items():
+                try:
+                    self.action.clean({name: value})
+                except ValidationError as field_exc:
+                    self.add_error(name, field_exc.messages)
+                    placed = True
+            if not placed and len(self.fields) == 1:
+                self.add_error(next(iter(self.fields)), exc.messages)  # a missing input (rename's name)
+            elif not placed:
+                raise forms.ValidationError(exc.messages) from exc
         return data
 
 

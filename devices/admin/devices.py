@@ -164,6 +164,15 @@ class DeviceAdmin(AuthzModelAdmin):
         "retirement_links",
     ]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "scope" and formfield is not None:
+            # Scopes are managed on their own page: no add/edit/delete/view links beside a device's.
+            widget = formfield.widget
+            widget.can_add_related = widget.can_change_related = False
+            widget.can_delete_related = widget.can_view_related = False
+        return formfield
+
     @admin.display(description="Primary user", ordering="primary_user__last_name")
     def primary_user_name(self, obj):
         return person_name(obj.primary_user)
@@ -452,6 +461,13 @@ class DeviceGroupForm(forms.ModelForm):
     class Meta:
         model = DeviceGroup
         fields = ["name", "description", "scope", "membership_type", "match_all", "static_members"]
+        # The form shows both sets of fields whatever the type (no JavaScript): say which type each is for.
+        help_texts = {
+            "match_all": "Used when the membership type is Rule-based: ticked, a device must match every rule; "
+            "unticked, any one rule.",
+            "static_members": "Used when the membership type is Static: these devices are the members. "
+            "Leave empty for a rule-based group.",
+        }
 
     def clean(self):
         data = super().clean()

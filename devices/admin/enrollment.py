@@ -339,7 +339,7 @@ class EnrollmentRestrictionAdmin(AuthzModelAdmin):
                 "When a device is refused",
                 {
                     "fields": ("notify_on_refusal", "remediation_instructions", "notify_repeat_minutes"),
-                    "description": "Every refusal is recorded under Enrollment failures; these settings decide "
+                    "description": "Every refusal is recorded under Enrolment failures; these settings decide "
                     "who is emailed and what the person is told to do.",
                 },
             ),

@@ -62,4 +62,6 @@ class DeviceCommand(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_command_type_display()} for {self.device_id} ({self.status})"
+        # The device's name when it is loaded (the console selects it); never a query of its own.
+        device = self.device.name if DeviceCommand.device.is_cached(self) else f"device {self.device_id}"
+        return f"{self.get_command_type_display()} for {device} ({self.get_status_display().lower()})"

@@ -44,9 +44,12 @@ class Device(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
     )
     scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="devices")
-    enrollment_method = models.CharField(max_length=32, choices=EnrollmentMethod.choices)
+    enrollment_method = models.CharField("enrolment method", max_length=32, choices=EnrollmentMethod.choices)
     enrollment_transport = models.CharField(
-        max_length=20, choices=EnrollmentTransport.choices, default=EnrollmentTransport.OVER_THE_AIR
+        "enrolment transport",
+        max_length=20,
+        choices=EnrollmentTransport.choices,
+        default=EnrollmentTransport.OVER_THE_AIR,
     )
     lifecycle_state = models.CharField(
         max_length=20, choices=LifecycleState.choices, default=LifecycleState.PENDING, editable=False
@@ -63,7 +66,12 @@ class Device(models.Model):
     provisioned_at = models.DateTimeField(null=True, blank=True, editable=False)
     provisioning_overdue_at = models.DateTimeField(null=True, blank=True, editable=False)
     enrollment_profile = models.ForeignKey(
-        "devices.EnrollmentProfile", null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+        "devices.EnrollmentProfile",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="devices",
+        verbose_name="enrolment profile",
     )
     # The agent's secret, hashed (SHA-256 of a 256-bit random value): shown once, never stored.
     agent_secret_hash = models.CharField(max_length=64, blank=True, editable=False)

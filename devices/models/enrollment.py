@@ -29,6 +29,7 @@ class EnrollmentProfile(models.Model):
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         related_name="enrollment_profiles",
+        verbose_name="enrolment manager",
         help_text="The account that owns the devices enrolled with this token (not counted against its limit).",
     )
     scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="enrollment_profiles")
@@ -70,6 +71,7 @@ class EnrollmentProfile(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "enrolment profile"
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
@@ -97,6 +99,7 @@ class EnrollmentCode(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "enrolment code"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

@@ -52,6 +52,7 @@ class EnrollmentRestriction(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "enrolment restriction"
         ordering = ["is_default", "priority"]
         constraints = [
             models.UniqueConstraint(
@@ -92,6 +93,7 @@ class EnrollmentFailure(models.Model):
     notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "enrolment failure"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

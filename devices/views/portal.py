@@ -10,6 +10,7 @@ import secrets
 
 import segno
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
@@ -227,6 +228,7 @@ class PortalEnrollView(PortalView):
             "device_word": PLATFORM_HINTS[code_obj.platform],
             "status_url": reverse("portal:enroll_status", kwargs={"pk": code_obj.pk}),
             "poll_seconds": POLL_SECONDS,
+            "agent_name": settings.MDM_AGENT_NAME,
         }
         response = self.response_class(
             request=request, template="portal/devices/enroll_code.html", context=context, using=self.template_engine

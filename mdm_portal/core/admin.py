@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import authz, services
-from .admin_base import AuthzAdminMixin, AuthzModelAdmin, ReadOnlyAdminMixin, ScopedRelatedListFilter
-from .models import APIToken, AuditEvent, Role, RoleAssignment, Scope, User, UserGroup
+from .admin_base import AuthzAdminMixin, AuthzModelAdmin, ScopedRelatedListFilter
+from .models import APIToken, Role, RoleAssignment, Scope, User, UserGroup
 from .roles import NEVER
 
 # Role assignments own these groups; editing them by hand would bypass core.rbac.
@@ -290,28 +290,6 @@ class APITokenAdmin(AuthzModelAdmin):
         services.api_token_revoke(actor=self.actor(request), token=obj)
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
-    list_display = ["created_at", "actor_label", "verb", "target_repr", "source_ip"]
-    list_filter = ["actor_type", "verb", "created_at"]
-    search_fields = ["actor_label", "verb", "target_repr", "target_id"]
-    date_hierarchy = "created_at"
-    readonly_fields = [
-        "created_at",
-        "actor_type",
-        "actor_label",
-        "actor_user",
-        "verb",
-        "target_type",
-        "target_id",
-        "target_repr",
-        "scope",
-        "changes",
-        "source_ip",
-    ]
-    fields = readonly_fields
-
-
 def _authz_wrap(model, admin_class):
     return type(f"Authz{admin_class.__name__}", (AuthzAdminMixin, admin_class), {})
 
@@ -360,4 +338,4 @@ for _model, _model_admin in list(admin.site._registry.items()):
         else:
             admin.site.register(_model, _authz_wrap(_model, type(_model_admin)))
 
-from . import admin_outbox  # noqa: E402, F401 (registers the task outbox page)
+from . import admin_audit, admin_outbox  # noqa: E402, F401 (register the audit log and task outbox pages)

@@ -22,7 +22,8 @@ from django.shortcuts import redirect
 from django.urls import path
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.timesince import timesince
 
 from . import authz, otp
@@ -46,6 +47,32 @@ def person_name(user, *, empty: str = "-"):
     if user is None:
         return empty
     return format_html('<span title="{}">{}</span>', user.username, user.get_full_name() or user.username)
+
+
+def _plain_value(value) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain_value(item) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_plain_value(item)}" for key, item in value.items())
+    return str(value)
+
+
+def key_value_table(mapping, *, empty: str = "—"):
+    """A read-only field for a JSON object (a command's payload, an audit event's changes): one row
+    per key, "some key" for ``some_key``, nested values on one line; ``empty`` when there is nothing."""
+    if not mapping:
+        return empty
+    if not isinstance(mapping, dict):
+        return _plain_value(mapping)
+    rows = ((capfirst(str(key).replace("_", " ")), _plain_value(value)) for key, value in mapping.items())
+    return format_html(
+        '<table class="key-value">{}</table>',
+        format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>', rows),
+    )
 
 
 class ScopedRelatedListFilter(admin.RelatedFieldListFilter):
@@ -119,6 +146,11 @@ class AuthzAdminMixin:
 
     def _perm(self, verb: str) -> str:
         return authz.permission_name(self.model, verb)
+
+    def changelist_view(self, request, extra_context=None):
+        # "Devices", not Django's "Select device to change"; a ModelAdmin's own title wins.
+        extra_context = {"title": capfirst(self.opts.verbose_name_plural), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -353,6 +353,12 @@ class ComplianceSettingsForm(forms.ModelForm):
     class Meta:
         model = ComplianceSettings
         fields = ["no_policy_compliant", "validity_days"]
+        # Django's "Ensure this value is greater than or equal to 0/1" names neither the unit nor the range.
+        error_messages = {
+            "validity_days": dict.fromkeys(
+                ["required", "invalid", "min_value", "max_value"], "Enter a whole number of days, from 1 to 365."
+            )
+        }
 
 
 @admin.register(ComplianceSettings)

@@ -28,6 +28,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from devices.choices import CommandType, ComplianceState, LifecycleState
@@ -197,16 +198,32 @@ def failing_settings(device: Device, failures: list[ComplianceFailure]) -> list[
     return items
 
 
+def portal_device_url(device: Device) -> str:
+    """The device's page in the Company Portal with what to fix, as an absolute link (``MDM_PUBLIC_URL``)."""
+    return settings.MDM_PUBLIC_URL.rstrip("/") + reverse("portal:device_compliance", kwargs={"uuid": device.uuid})
+
+
 def _email(action, device, failures, *, actor, connection) -> str:
+    # Imported here: the selectors package imports these services.
+    from ..selectors.compliance import device_compliance_detail
+
     person = device.primary_user
     if person is None or not person.email:
         return "No email sent: the device has no user with an email address."
+    # The deadline the portal shows (the earliest grace end of the failing policies); once it has
+    # passed the device has lost access, even before the sweep marks it noncompliant.
+    fix_by = device_compliance_detail(device).grace_ends_at
+    late = device.compliance_state == ComplianceState.NONCOMPLIANT or (fix_by is not None and fix_by <= timezone.now())
     context = {
         "person": person,
         "device": device,
         "policy": action.policy,
         "message": action.message,
         "failing": failing_settings(device, failures),
+        "portal_url": portal_device_url(device),
+        "fix_by": None if late else fix_by,
+        "noncompliant": late,
+        "helpdesk": settings.MDM_HELPDESK_CONTACT,
     }
     subject = " ".join(render_to_string("policies/email/noncompliance_subject.txt", context).split())
     message = EmailMultiAlternatives(

@@ -13,8 +13,7 @@ with a message (it would change nothing, and it keeps a person from flooding the
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -22,14 +21,15 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from devices import selectors as device_selectors
 from devices.choices import CommandStatus, CommandType, ComplianceState, LifecycleState, Platform
 from devices.models import OPEN_STATUSES, Device, DeviceCommand
 from devices.services import device_command_queue
 from mdm_portal.core.audit import Actor
+from mdm_portal.core.templatetags.portal_time import ago
 from mdm_portal.core.views.portal import PortalView
+from mdm_portal.schedules import SCHEDULES
 
 from ..choices import ComplianceRule, NoncomplianceActionType
 from ..selectors.compliance import device_compliance_detail
@@ -37,6 +37,8 @@ from ..selectors.compliance import device_compliance_detail
 # How often the page asks whether the device has checked in, and for how long (then it says so).
 POLL_SECONDS = 5
 POLL_MINUTES = 15
+# The beat job that runs due noncompliance actions (mdm_portal/schedules.py): how soon "now" is.
+ACTIONS_TASK = "policies.tasks.compliance_actions_task"
 ASKED = "Your device was asked to check in; this page updates when it has."
 
 # What a person calls their device in a sentence ("on your iPhone").
@@ -89,15 +91,25 @@ FIRST_RULES = (
 RULE_ORDER = {rule: index for index, rule in enumerate(FIRST_RULES)}
 
 
+def actions_every_minutes() -> int:
+    """How often beat runs the noncompliance actions: an action that is due happens within this many minutes."""
+    every = next((s.every_seconds for s in SCHEDULES if s.task == ACTIONS_TASK), 5 * 60)
+    return max(1, every // 60)
+
+
 def next_steps(actions, now) -> list[dict]:
-    """The scheduled actions as ``{"when": "Now" | "Fri 27 Nov", "at": datetime, "text": sentence}``."""
+    """The scheduled actions as ``{"when": "Within 5 minutes" | "Fri 27 Nov", "at": datetime, "text": sentence}``.
+
+    An action that is due runs at the next run of the actions job, so "now" is said as the time that takes.
+    """
     steps = []
+    soon = f"Within {actions_every_minutes()} minutes"
     for action in actions:
         text = NEXT_ACTION_TEXT.get(action.action)
         if text is None:
             continue
         local = timezone.localtime(action.due_at)
-        when = "Now" if action.due_at <= now else f"{local:%a} {local.day} {local:%b}"
+        when = soon if action.due_at <= now else f"{local:%a} {local.day} {local:%b}"
         steps.append({"when": when, "at": action.due_at, "text": text})
     return steps
 
@@ -120,10 +132,7 @@ def step_parts(step: str) -> list[tuple[str, bool]]:
 
 def asked_ago(command: DeviceCommand) -> str:
     """ "just now" or "5 minutes ago": when the person asked."""
-    now = timezone.now()
-    if now - command.created_at < timedelta(minutes=1):
-        return "just now"
-    return f"{timesince(command.created_at, now)} ago"
+    return ago(command.created_at)
 
 
 def _status(device: Device, pending: DeviceCommand | None) -> dict:
@@ -169,6 +178,7 @@ class PortalDeviceComplianceView(PortalView):
             status_url=reverse("portal:device_compliance_status", kwargs={"uuid": device.uuid}),
             poll_seconds=POLL_SECONDS,
             poll_minutes=POLL_MINUTES,
+            helpdesk=settings.MDM_HELPDESK_CONTACT,
         )
         return context
 

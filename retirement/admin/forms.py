@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.admin.widgets import AdminRadioSelect
 
 from ..choices import RetirementAction
+
+# How the "choose an action" error names each option, in the order of the form.
+ACTION_WORDS = {
+    RetirementAction.RETIRE: "retire (remove company data)",
+    RetirementAction.WIPE: "full wipe (erase everything)",
+    RetirementAction.DELETE: "delete the record",
+}
 
 
 class RetirementRequestForm(forms.Form):
     """Retire, wipe or delete one device. A full wipe needs the device's name typed exactly."""
 
-    action = forms.ChoiceField(widget=forms.RadioSelect)
+    # Django admin's radio list: each option on one line across the page, not in the 160px label column.
+    action = forms.ChoiceField(widget=AdminRadioSelect(attrs={"class": "radiolist"}))
     keep_enrollment = forms.BooleanField(
         label="Keep the enrolment (full wipe only)",
         required=False,
@@ -27,6 +36,9 @@ class RetirementRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.device = device
         self.fields["action"].choices = [(a, RetirementAction(a).label) for a in actions]
+        words = [ACTION_WORDS[RetirementAction(a)] for a in actions]
+        either = " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+        self.fields["action"].error_messages["required"] = f"Choose what should happen to the device: {either}."
         self.fields[
             "confirm_name"
         ].help_text = (

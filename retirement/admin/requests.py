@@ -28,7 +28,7 @@ from policies.reports_csv import Table, csv_response
 
 from ..choices import OPEN_STATUSES, RetirementAction, RetirementSource, RetirementStatus
 from ..commands import ACTIONS_BY_RETIREMENT
-from ..models import RetirementRequest
+from ..models import RetirementRequest, RetirementSettings
 from ..services import requests as services
 from .bulk import BatchListFilter
 from .evidence import after_empty, after_rows, before_rows, evidence_csv_rows, timeline, verdict
@@ -381,5 +381,8 @@ class RetirementRequestAdmin(ReadOnlyAdminMixin, AuthzModelAdmin):
             "refusals": refusals,
             "open_request_url": self._change_url(open_request) if open_request else "",
             "device_url": reverse("admin:devices_device_change", args=[device.pk]),
+            # The same rule as ``services.retirement_request``: the button says which will happen.
+            "needs_approval": RetirementSettings.load().require_approval
+            and RetirementSource.ADMIN in services.APPROVAL_SOURCES,
         }
         return TemplateResponse(request, "admin/retirement/retirementrequest/request.html", context)

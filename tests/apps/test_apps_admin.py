@@ -605,7 +605,7 @@ def test_wipe_org_data_asks_for_a_reason_and_keeps_the_wipe_pending(client, peop
     confirm = client.post(changelist, {"action": "wipe_org_data", "_selected_action": ids})
     assert confirm.status_code == 200 and confirm.context["wipeable"] == 1
     no_reason = client.post(changelist, {"action": "wipe_org_data", "_selected_action": ids, "post": "yes"})
-    assert no_reason.status_code == 200 and "Say why" in no_reason.content.decode()
+    assert no_reason.status_code == 200 and "Write a reason before wiping" in no_reason.content.decode()
     assert not AppDataWipe.objects.exists()
 
     done = client.post(

@@ -302,7 +302,9 @@ def test_an_app_installed_another_way_shows_as_installed(client, people, laptop,
 
     apps, _ = status(client, laptop.device)
 
-    assert apps[str(catalog["zoom"].uuid)]["text"] == "Installed (version 6.6.5.21887)."
+    assert apps[str(catalog["zoom"].uuid)]["text"] == (
+        "Installed (version 6.6.5.21887). Update available: version 6.6.10.22508."
+    )
 
 
 def test_the_catalog_reads_a_constant_number_of_queries(client, people, laptop, catalog, django_assert_max_num_queries):

@@ -153,7 +153,7 @@ def test_it_administrator_journey(page, live_server, people, celery_worker, simu
     page.check("input[name=action][value=retire]")
     page.fill("textarea[name=reason]", "Lost on a train; the replacement is on its way.")
     shot(page, WHO, "08-retire-form")
-    page.get_by_role("button", name="Ask for it").click()
+    page.get_by_role("button", name="Send to the device").click()
     page.wait_for_url(re.compile(r"/admin/retirement/retirementrequest/\d+/change/"))
     request_url = page.url
     record = poll_page(

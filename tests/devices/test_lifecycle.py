@@ -5,10 +5,11 @@ import uuid
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from devices import lifecycle
 from devices import services as device_services
-from devices.choices import EnrollmentMethod, LifecycleState, Ownership, Platform
+from devices.choices import ComplianceState, EnrollmentMethod, LifecycleState, Ownership, Platform
 from devices.lifecycle import TransitionNotAllowed
 from devices.models import Device
 from mdm_portal.core.models import AuditEvent
@@ -183,3 +184,17 @@ def test_blank_identifiers_are_not_unique(scope_a):
     register(scope_a, name="NO-SERIAL-1")
     register(scope_a, name="NO-SERIAL-2")
     assert Device.objects.filter(serial_number="", imei="").count() == 2
+
+
+def test_a_retired_device_leaves_the_compliance_counts(client, people, scope_a):
+    device = DeviceFactory(name="GONE-1", scope=scope_a, state=State.RETIRING)
+    Device.objects.filter(pk=device.pk).update(compliance_state=ComplianceState.NONCOMPLIANT)
+    device.refresh_from_db()
+    lifecycle.finish_retirement(device, actor=SYSTEM)
+
+    assert Device.objects.get(pk=device.pk).compliance_state == ComplianceState.NOT_EVALUATED
+    event = AuditEvent.objects.get(verb="device.finish_retirement", target_id=str(device.pk))
+    assert event.changes["compliance_state"] == [ComplianceState.NONCOMPLIANT, ComplianceState.NOT_EVALUATED]
+    client.force_login(people.global_admin)
+    noncompliant = client.get(reverse("admin:devices_device_changelist") + "?compliance_state__exact=noncompliant")
+    assert "GONE-1" not in noncompliant.content.decode()

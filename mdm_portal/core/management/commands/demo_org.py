@@ -620,7 +620,11 @@ class Command(BaseCommand):
         rows = [
             admin_row,
             *((username, DEMO_PASSWORD, shows) for username, *_, shows in STAFF),
-            ("employee", DEMO_PASSWORD, f"{employee[1]} {employee[2]} (EMEA, Sales): the Company Portal, 3 devices"),
+            (
+                "employee",
+                DEMO_PASSWORD,
+                f"{employee[1]} {employee[2]} (EMEA, Sales): the Company Portal, 3 devices and a simulated laptop",
+            ),
         ]
         lines = [
             "",
