@@ -15,6 +15,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from mdm_portal.core import authz
 from mdm_portal.core.models import Scope
@@ -122,7 +123,7 @@ class AppAdmin(EditorAdmin):
                     ),
                 )
             )
-        return format_html_join(format_html("<br>"), "{}", ((part,) for part in parts))
+        return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts))
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
