@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from math import ceil, log10
 
 from django.utils.formats import date_format
@@ -62,6 +63,7 @@ class TrendChart:
     gaps: list[tuple[float, float, str]]
     description: str
     has_data: bool
+    latest_day: date | None = None  # the day of the last snapshot: the legend's numbers are that day's
 
     @property
     def plot_right(self) -> int:
@@ -145,8 +147,9 @@ def trend_chart(days: list[reports.TrendDay]) -> TrendChart:
     else:
         description = "No daily snapshot yet: the compliance sweep records one each day."
     return TrendChart(
-        width, height, left, top, right, bottom, series, y_ticks, x_ticks, gaps, description, bool(with_data)
-    )
+        width, height, left, top, right, bottom, series, y_ticks, x_ticks, gaps, description, bool(with_data),
+        latest_day=with_data[-1].day if with_data else None,
+    )  # fmt: skip
 
 
 @dataclass

@@ -41,7 +41,9 @@ class RetirementRequest(models.Model):
     scope = models.ForeignKey(Scope, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=10, choices=RetirementAction.choices)
     keep_enrollment = models.BooleanField(
-        default=False, help_text="Full wipe only: the device re-enrols by itself after the reset."
+        "keep the enrolment",
+        default=False,
+        help_text="Full wipe only: the device re-enrols by itself after the reset.",
     )
     source = models.CharField(max_length=20, choices=RetirementSource.choices)
     status = models.CharField(max_length=20, choices=RetirementStatus.choices)

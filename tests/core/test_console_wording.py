@@ -104,3 +104,22 @@ def test_the_empty_task_outbox_says_why_it_is_empty(client, people):
     assert 'id="outbox-intro"' in content
     assert "Background tasks wait here only while the message broker cannot be reached" in content
     assert "Normally this list is empty." in content
+
+
+def test_the_console_home_lists_your_own_recent_actions_from_the_audit_log(client, people):
+    device = DeviceFactory(name="HOME-1", scope=people.scope_a)
+    audit_record(actor=Actor.for_user(people.global_admin), verb="device.rename", target=device, changes={})
+    audit_record(actor=Actor.for_user(people.helpdesk_a), verb="device.lock", target=device, changes={})
+
+    client.force_login(people.global_admin)
+    page = client.get(reverse("admin:index")).content.decode()
+    sidebar = page[page.index('id="recent-actions-module"') :]
+    assert "Your recent actions" in sidebar
+    assert "Device rename" in sidebar and "HOME-1" in sidebar
+    assert "Device lock" not in sidebar  # someone else's
+    assert reverse("admin:core_auditevent_changelist") in sidebar
+    assert "None available" not in page
+
+    client.force_login(people.helpdesk_a)
+    page = client.get(reverse("admin:index")).content.decode()
+    assert "Device lock" in page[page.index('id="recent-actions-module"') :]

@@ -18,6 +18,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from devices import services as device_services
 from devices.choices import ComplianceState, LifecycleState, Platform
@@ -296,6 +297,15 @@ def test_trend_chart_breaks_lines_at_gaps(client, fleet):
     assert len(compliant.lines) == 2  # days 5-4 and 2-0: broken at day 3
     assert len(chart.gaps) == 2  # days 59-6 and day 3
     assert chart.gaps[-1][2].startswith("No snapshot: ")
+
+
+def test_the_legend_says_its_numbers_are_the_last_snapshots_not_the_live_counts(client, fleet):
+    snapshot(fleet.people.scope_a, 2, compliant=7, noncompliant=1)
+    page = dashboard(client, fleet.people.global_admin)
+    chart = page.context["trend"]
+    assert chart.latest_day == timezone.localdate() - timedelta(days=2)
+    assert next(s for s in chart.series if s.state == C).latest == 7
+    assert f"In brackets: the last snapshot, {date_format(chart.latest_day, 'j M')}" in page.content.decode()
 
 
 def test_failing_rule_page_and_without_policy_page(client, fleet):
