@@ -2,6 +2,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import Sum
+from django.utils import timezone
 
 from apps.management.commands.demo_apps import demo_deb
 from apps.models import App, AppInstall, AppProtectionPolicy
@@ -10,7 +12,13 @@ from devices.choices import LifecycleState, Ownership, Platform
 from devices.models import Device, DeviceGroup
 from devices.selectors import device_group_devices, device_list
 from mdm_portal.core.models import AuditEvent, RoleAssignment, Scope, User, UserGroup
-from policies.models import ComplianceFailure, CompliancePolicy, ConfigurationProfile, ProfileDelivery
+from policies.models import (
+    ComplianceFailure,
+    CompliancePolicy,
+    ComplianceSnapshot,
+    ConfigurationProfile,
+    ProfileDelivery,
+)
 from policies.secrets import secrets_decrypt
 from tests.factories import ScopeFactory
 
@@ -127,6 +135,20 @@ def test_demo_org_adds_profiles_and_compliance_policies_with_numbers_for_the_con
     employee = User.objects.get(username="employee")
     in_grace = Device.objects.get(primary_user=employee, compliance_state="in_grace")
     assert ComplianceFailure.objects.filter(device=in_grace).exists()
+
+    # The dashboard's trend has 60 days; each day counts the same devices per scope as today.
+    days = sorted(set(ComplianceSnapshot.objects.values_list("day", flat=True)))
+    assert len(days) == 60 and days[-1] == timezone.localdate()
+    totals = ComplianceSnapshot.objects.values("day").annotate(n=Sum("count")).values_list("day", "n")
+    today = dict(totals)[days[-1]]
+    assert all(abs(n - today) <= today * 0.02 for _day, n in totals)  # a device or two apart: rounding
+    failing = dict(
+        ComplianceSnapshot.objects.filter(state="noncompliant")
+        .values("day")
+        .annotate(n=Sum("count"))
+        .values_list("day", "n")
+    )
+    assert failing[days[0]] > failing[days[-1]]  # more failures two months ago than today
 
     out = StringIO()
     call_command("demo_policies", stdout=out)

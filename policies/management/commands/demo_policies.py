@@ -37,7 +37,7 @@ from mdm_portal.core import authz
 from mdm_portal.core.audit import Actor
 from mdm_portal.core.models import UserGroup
 from policies.choices import AssignmentTarget, DeliveryState
-from policies.models import CompliancePolicy, ConfigurationProfile
+from policies.models import CompliancePolicy, ComplianceSnapshot, ConfigurationProfile
 from policies.services.compliance import compliance_sweep
 from policies.services.policies import policy_save
 from policies.services.profiles import profile_fanout, profile_save
@@ -48,6 +48,7 @@ EVERYONE = "All employees"
 WIFI_PASSWORD = "demo-wifi-2026"  # noqa: S105 (a published demo value, stored encrypted like any secret)
 # How long ago the noncompliant devices' failures began: past the 1-day grace, before the 3-day email.
 NONCOMPLIANT_FOR = timedelta(days=2)
+HISTORY = timedelta(days=60)  # the dashboard's trend window
 
 MOBILE = [Platform.IOS, Platform.IPADOS, Platform.ANDROID]
 DESKTOP = [Platform.WINDOWS, Platform.MACOS]
@@ -213,6 +214,7 @@ class Command(BaseCommand):
         self.report(later)
         installs = sum(profile_fanout(profile.pk, reason="demo").get(DeliveryState.PENDING, 0) for profile in profiles)
         compliance_sweep(now=now)
+        self.trend_history(now, rng)
 
         counts = {
             state: authz.unrestricted(Device.objects, actor=ACTOR)
@@ -222,6 +224,37 @@ class Command(BaseCommand):
         }
         states = ", ".join(f"{ComplianceState(state).label.lower()} {count}" for state, count in counts.items())
         return f"{len(PROFILES)} profiles ({installs} installs queued), {len(POLICIES)} policies; devices: {states}"
+
+    def trend_history(self, now, rng: random.Random) -> None:
+        """The days before the demo existed: a plausible 60-day trend, so the dashboard's chart has a shape.
+
+        Made up from today's snapshot (the sweep above): per scope, the same number of devices, with
+        more of them failing the further back the day (IT has been fixing things). The earlier sweep's
+        snapshot (two days ago, half the fleet reported) is replaced too. Demo data only: a real
+        installation's trend is written by the sweep.
+        """
+        today = timezone.localdate(now)
+        baseline: dict[int, dict[str, int]] = {}
+        for row in ComplianceSnapshot.objects.filter(day=today):
+            baseline.setdefault(row.scope_id, {})[row.state] = row.count
+        ComplianceSnapshot.objects.filter(day__lt=today).delete()
+        rows = []
+        for days_ago in range(1, HISTORY.days):
+            day = today - timedelta(days=days_ago)
+            worse = 1 + 0.9 * days_ago / HISTORY.days  # a third more failures two months ago than today
+            for scope_id, counts in baseline.items():
+                total = sum(counts.values())
+                past = {
+                    state: min(total, round(counts.get(state, 0) * worse * rng.uniform(0.9, 1.1)))
+                    for state in (ComplianceState.NONCOMPLIANT, ComplianceState.IN_GRACE, ComplianceState.ERROR)
+                }
+                past[ComplianceState.NOT_EVALUATED] = counts.get(ComplianceState.NOT_EVALUATED, 0)
+                past[ComplianceState.COMPLIANT] = max(0, total - sum(past.values()))
+                rows += [
+                    ComplianceSnapshot(day=day, scope_id=scope_id, state=state, count=count)
+                    for state, count in past.items()
+                ]
+        ComplianceSnapshot.objects.bulk_create(rows, ignore_conflicts=True)
 
     def report(self, planned: list[tuple[Device, dict]]) -> None:
         """Store each device's inventory as a check-in would, keeping the check-in time demo_org gave it."""
