@@ -98,21 +98,42 @@ class DeviceActionParamsSerializer(serializers.Serializer):
     )
 
 
-class DeviceBulkFilterSerializer(serializers.Serializer):
-    """Which devices: the device list's filters. An empty object means every device you may act on."""
+# A list that came out empty in the caller's script must not turn into "no restriction": it is refused.
+EMPTY_LIST = {"empty": "An empty list matches no device. List at least one value, or leave this filter out."}
 
-    platform = serializers.ListField(child=serializers.ChoiceField(choices=Platform.choices), required=False)
+
+class DeviceBulkFilterSerializer(serializers.Serializer):
+    """Which devices: the device list's filters. An empty object means every device you may act on;
+    an empty list in a filter is refused (it would otherwise mean the same)."""
+
+    platform = serializers.ListField(
+        child=serializers.ChoiceField(choices=Platform.choices),
+        required=False,
+        allow_empty=False,
+        error_messages=EMPTY_LIST,
+    )
     ownership = serializers.ChoiceField(choices=Ownership.choices, required=False)
     scope = serializers.CharField(required=False, help_text="scope slug")
     compliance_state = serializers.ListField(
-        child=serializers.ChoiceField(choices=ComplianceState.choices), required=False
+        child=serializers.ChoiceField(choices=ComplianceState.choices),
+        required=False,
+        allow_empty=False,
+        error_messages=EMPTY_LIST,
     )
     lifecycle_state = serializers.ListField(
-        child=serializers.ChoiceField(choices=LifecycleState.choices), required=False
+        child=serializers.ChoiceField(choices=LifecycleState.choices),
+        required=False,
+        allow_empty=False,
+        error_messages=EMPTY_LIST,
     )
     primary_user = serializers.CharField(required=False, help_text="username of the primary user")
     ids = serializers.ListField(
-        child=serializers.UUIDField(), required=False, max_length=BULK_IDS_MAX, help_text="device ids"
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=BULK_IDS_MAX,
+        help_text="device ids",
+        allow_empty=False,
+        error_messages=EMPTY_LIST,
     )
 
     def to_internal_value(self, data):

@@ -709,6 +709,10 @@ def test_api_bulk_skips_ineligible_devices(client, people, scope_a):
         ({"filter": {"platfrom": ["ios"]}}, "Unknown filter platfrom."),
         ({"filter": {"platform": ["palm"]}}, "is not a valid choice"),
         ({"filter": {}, "params": {"message": "x" * 201}}, "The lock-screen message can be at most 200 characters"),
+        # An empty list (a script's computed list that came out empty) never widens to every device.
+        ({"filter": {"platform": []}}, "An empty list matches no device"),
+        ({"filter": {"ids": []}}, "An empty list matches no device"),
+        ({"filter": {"compliance_state": [], "scope": "emea"}}, "An empty list matches no device"),
     ],
 )
 def test_api_bulk_bad_requests_are_400(client, people, body, sentence):
