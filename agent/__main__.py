@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
-from agent.client import TRANSPORTS, AgentClient, DeviceRetired, ProtocolError, RateLimited
+from agent.arguments import count, positive, rate, server_url, timeout
+from agent.client import TRANSPORTS, AgentClient, DeviceRetired, ProtocolError, RateLimited, check_server_url
 from agent.executor import PROFILES_FILE, CommandExecutor
 from agent.fleet import (
     DEFAULT_INSTALL_FAILURE_RATE,
@@ -56,11 +57,48 @@ def _fail(message: str, status: int = EXIT_FAILED) -> int:
     return status
 
 
+RELEASE_FIRST = "ask IT to retire the device in the console (or remove it in the Company Portal if it is your own)"
+
+
+def _state_path_problem(path: Path) -> str | None:
+    """Why the state cannot be saved at ``path`` (checked before enrolling), or ``None``."""
+    if path.is_dir():
+        return f"--state {path} is a directory; give the path of a file."
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"--state {path} cannot be created: {ancestor} is not a directory."
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"--state {path} cannot be created: {ancestor} is not writable."
+    return None
+
+
+def _load(state_path: Path) -> AgentState | int:
+    """The saved state, or the exit status after saying why there is none usable."""
+    try:
+        state = load_state(state_path)
+    except StateError as exc:
+        return _fail(str(exc))
+    if state is None:
+        return _fail(
+            f"This host is not enrolled (no {state_path}). Enrol it first: python -m agent enroll --server ..."
+        )
+    try:
+        check_server_url(state.server_url)
+    except ValueError as exc:
+        return _fail(f"The agent state {state_path} is not usable: {exc} Delete it and enrol again.")
+    return state
+
+
 # -- enroll ---------------------------------------------------------------------------------------
 
 
 def command_enroll(args: argparse.Namespace) -> int:
     state_path = args.state
+    problem = _state_path_problem(state_path)
+    if problem:
+        return _fail(problem, EXIT_USAGE)
     try:
         existing = load_state(state_path)
     except StateError:
@@ -68,7 +106,8 @@ def command_enroll(args: argparse.Namespace) -> int:
     if existing is not None and not args.force:
         return _fail(
             f"This host is already enrolled as device {existing.device_id} ({state_path}). "
-            "Use --force to enrol it again (the portal replaces the old secret)."
+            "To enrol it again, --force discards this machine's saved enrolment; "
+            f"the portal must have released the device first: {RELEASE_FIRST}."
         )
     token = args.token if args.code is None else None
     if token is None and args.code is None:
@@ -92,7 +131,13 @@ def command_enroll(args: argparse.Namespace) -> int:
         device_secret=reply["device_secret"],
         checkin_interval_seconds=interval if isinstance(interval, int) else None,
     )
-    path = save_state(state, state_path)
+    try:
+        path = save_state(state, state_path)
+    except OSError as exc:
+        return _fail(
+            f"Enrolled as device {state.device_id}, but its state could not be saved to {state_path} "
+            f"({exc.strerror or exc}). To enrol again, {RELEASE_FIRST}."
+        )
     print(f"Enrolled as device {state.device_id}; state saved to {path}.")
     print(f"Start checking in with: python -m agent run --state {path}")
     return EXIT_OK
@@ -121,6 +166,7 @@ def run_agent(
         apps_path=Path(state_path).with_name(APPS_FILE),
     )
     unreported: dict[str, dict] = {}  # results the server has not taken yet, by command id
+    kinds: dict[str, str] = {}  # the type of each command in ``unreported``, for the log
     failures = immediate = 0
     with AgentClient(state.server_url, secret=state.device_secret, timeout=timeout) as client:
         if executor.packages.download is None:
@@ -136,16 +182,22 @@ def run_agent(
                 if interval is None and isinstance(server_interval, int) and server_interval > 0:
                     wait = state.checkin_interval_seconds = server_interval
                 commands = reply["commands"]
+                kinds.update(
+                    (command["id"], str(command.get("type")))
+                    for command in commands
+                    if isinstance(command, dict) and isinstance(command.get("id"), str)
+                )
                 unreported.update((result["id"], result) for result in executor.execute_all(commands))
                 logger.info("Checked in: %d command(s)", len(commands))
                 for result in unreported.values():
-                    logger.info("Command %s: %s %s", result["id"], result["status"], result.get("error", ""))
+                    logger.info("%s", describe_result(result, kinds.get(result["id"])))
                 if unreported:
                     reply = client.report_results(list(unreported.values()))
                     logger.info(
                         "Reported %d result(s); unknown to the server: %s", len(unreported), reply.get("unknown")
                     )
                     unreported.clear()
+                    kinds.clear()
             except DeviceRetired as exc:
                 delete_state(state_path)
                 print(
@@ -159,9 +211,11 @@ def run_agent(
                 wait = exc.retry_after
             except ProtocolError as exc:
                 if exc.status == 401:
+                    logger.debug("The portal said: %s", describe(exc))
                     return _fail(
-                        f"The portal refused this device's secret: {describe(exc)} "
-                        "Enrol again (python -m agent enroll --force ...)."
+                        f"The portal refused this device's secret, so this host must be enrolled again: "
+                        f"{RELEASE_FIRST}, then run: python -m agent enroll --force --server {state.server_url} "
+                        f"--state {state_path} --token ... (or --code ...)."
                     )
                 failures += 1
                 logger.warning("Check-in failed (%s): %s", exc.code, describe(exc))
@@ -180,19 +234,20 @@ def run_agent(
                 return EXIT_OK
 
 
+def describe_result(result: dict, kind: str | None) -> str:
+    """``"Command lock e0ecc728-...: acknowledged"``, with the reason when it failed."""
+    text = f"Command {kind or 'of unknown type'} {result['id']}: {result['status']}"
+    return f"{text} ({result['error']})" if result.get("error") else text
+
+
 def _download(client: AgentClient, url: str, write, max_bytes: int) -> int:
     return client.download(url, write, max_bytes=max_bytes)
 
 
 def command_run(args: argparse.Namespace) -> int:
-    try:
-        state = load_state(args.state)
-    except StateError as exc:
-        return _fail(str(exc))
-    if state is None:
-        return _fail(
-            f"This host is not enrolled (no {args.state}). Enrol it first: python -m agent enroll --server ..."
-        )
+    state = _load(args.state)
+    if isinstance(state, int):
+        return state
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -211,12 +266,9 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_rotate_secret(args: argparse.Namespace) -> int:
-    try:
-        state = load_state(args.state)
-    except StateError as exc:
-        return _fail(str(exc))
-    if state is None:
-        return _fail(f"This host is not enrolled (no {args.state}); there is no secret to rotate.")
+    state = _load(args.state)
+    if isinstance(state, int):
+        return state
     with AgentClient(state.server_url, secret=state.device_secret, timeout=args.timeout) as client:
         try:
             state.device_secret = client.rotate_secret()
@@ -230,7 +282,7 @@ def command_rotate_secret(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(
             f"The secret was rotated but could not be saved to {args.state} ({exc.strerror}); "
-            "the old one no longer works, so enrol this host again."
+            f"the old one no longer works. To enrol this host again, {RELEASE_FIRST}."
         )
     print(f"Rotated the secret of device {state.device_id}; the old one no longer works.")
     return EXIT_OK
@@ -271,34 +323,49 @@ def command_simulate(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------------
 
 
-def _positive(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m agent", description="The MDM portal's device agent.")
-    parser.add_argument("--version", action="version", version=f"mdm-agent {__version__}")
+    parser.add_argument("--version", action="version", version=f"mdm-agent {__version__}", help="print the version")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state", type=Path, default=default_state_path(), help="state file (default: %(default)s)")
-    common.add_argument("--timeout", type=float, default=10, help="seconds to wait for the server (default: 10)")
+    common.add_argument("--timeout", type=timeout, default=10, help="seconds to wait for the server (default: 10)")
     common.add_argument("-v", "--verbose", action="store_true", help="log in more detail")
 
-    enroll = commands.add_parser("enroll", parents=[common], help="enrol this host")
-    enroll.add_argument("--server", required=True, help="portal URL, e.g. https://mdm.example.com")
+    enroll = commands.add_parser(
+        "enroll",
+        parents=[common],
+        help="enrol this host",
+        description="Enrol this host in the portal with an enrolment token or a one-time code, "
+        "and save its device id and secret in the state file.",
+    )
+    enroll.add_argument("--server", type=server_url, required=True, help="portal URL, e.g. https://mdm.example.com")
     secret = enroll.add_mutually_exclusive_group()
     secret.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"enrolment token (or ${TOKEN_ENV})")
-    secret.add_argument("--code", help="one-time enrolment code from the Company Portal")
-    enroll.add_argument("--transport", choices=TRANSPORTS, default="over_the_air")
-    enroll.add_argument("--force", action="store_true", help="enrol again even if this host is enrolled")
+    secret.add_argument("--code", help="one-time enrolment code from the Company Portal, e.g. B3XT6-VHSZU")
+    enroll.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="over_the_air",
+        help="how the device is enrolled, as the portal records it (default: %(default)s)",
+    )
+    enroll.add_argument(
+        "--force",
+        action="store_true",
+        help="discard this machine's saved enrolment and enrol again "
+        "(the portal must have retired or removed the device first)",
+    )
     enroll.set_defaults(handler=command_enroll)
 
-    run = commands.add_parser("run", parents=[common], help="check in and run commands")
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="check in and run commands",
+        description="Check in with the portal, run the commands it sends, report their results, "
+        "and repeat until stopped (Ctrl-C or SIGTERM).",
+    )
     run.add_argument("--once", action="store_true", help="check in once and exit")
-    run.add_argument("--interval", type=_positive, help="seconds between check-ins (default: what the server says)")
+    run.add_argument("--interval", type=positive, help="seconds between check-ins (default: what the server says)")
     run.add_argument(
         "--allow-changes",
         action="store_true",
@@ -306,20 +373,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=command_run)
 
-    rotate = commands.add_parser("rotate-secret", parents=[common], help="replace the device secret")
+    rotate = commands.add_parser(
+        "rotate-secret",
+        parents=[common],
+        help="replace the device secret",
+        description="Ask the portal for a new device secret and save it; the old one stops working.",
+    )
     rotate.set_defaults(handler=command_rotate_secret)
 
-    simulate = commands.add_parser("simulate", help="emulate a fleet of devices against a portal")
-    simulate.add_argument("--server", required=True, help="portal URL (loopback unless --allow-remote)")
+    simulate = commands.add_parser(
+        "simulate",
+        help="emulate a fleet of devices against a portal",
+        description="Enrol a fleet of emulated devices with one enrolment token, check them in for a while, "
+        "run the commands they receive, and print a report. For load tests and demos.",
+    )
+    simulate.add_argument(
+        "--server", type=server_url, required=True, help="portal URL (loopback unless --allow-remote)"
+    )
     simulate.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"enrolment token (or ${TOKEN_ENV})")
-    simulate.add_argument("--devices", type=int, required=True, help="number of devices")
+    simulate.add_argument("--devices", type=count, required=True, help="number of devices")
     default_mix = ",".join(f"{name}={weight}" for name, weight in DEFAULT_PLATFORM_MIX.items())
     simulate.add_argument("--platform-mix", default=default_mix, help="relative weights (default: %(default)s)")
-    simulate.add_argument("--duration", type=_positive, default=60, help="seconds of check-ins after enrolment")
-    simulate.add_argument("--interval", type=_positive, help="seconds between check-ins (default: the server's)")
-    simulate.add_argument("--concurrency", type=int, default=16, help="worker threads (default: 16)")
+    simulate.add_argument("--duration", type=positive, default=60, help="seconds of check-ins after enrolment")
+    simulate.add_argument("--interval", type=positive, help="seconds between check-ins (default: the server's)")
+    simulate.add_argument("--concurrency", type=count, default=16, help="worker threads (default: 16)")
     simulate.add_argument("--seed", help="makes the fleet reproducible (default: random, printed)")
-    simulate.add_argument("--drift-rate", type=float, default=0.05, help="chance a check-in reports a change")
+    simulate.add_argument("--drift-rate", type=rate, default=0.05, help="chance a check-in reports a change")
     simulate.add_argument(
         "--drift",
         action="append",
@@ -330,17 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--install-failure-rate",
-        type=float,
+        type=rate,
         default=DEFAULT_INSTALL_FAILURE_RATE,
         help="chance an app install fails with a reason the platform gives (default: %(default)s)",
     )
     simulate.add_argument(
         "--retire-leftover-rate",
-        type=float,
+        type=rate,
         default=DEFAULT_RETIRE_LEFTOVER_RATE,
         help="chance a retire leaves one managed app behind, reported so verification fails (default: %(default)s)",
     )
-    simulate.add_argument("--timeout", type=float, default=10, help="seconds to wait for the server (default: 10)")
+    simulate.add_argument("--timeout", type=timeout, default=10, help="seconds to wait for the server (default: 10)")
     simulate.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON")
     simulate.add_argument("-v", "--verbose", action="store_true", help="log in more detail")

@@ -73,6 +73,18 @@ class ServerUnreachable(ProtocolError):
         super().__init__(0, "server_unreachable", message)
 
 
+def check_server_url(base_url: str) -> urllib.parse.SplitResult:
+    """The parts of a portal URL; ``ValueError`` (one sentence) when it is not http(s)://host[:port]."""
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{base_url}' is not a server URL. Use http://host[:port] or https://host[:port].")
+    return parts
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection to the portal, reopened when the server closes it.
 
@@ -80,9 +92,7 @@ class Connection:
     """
 
     def __init__(self, base_url: str, *, timeout: float = 10, ssl_context: ssl.SSLContext | None = None):
-        parts = urllib.parse.urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"'{base_url}' is not a server URL. Use http://host[:port] or https://host[:port].")
+        parts = check_server_url(base_url)
         self.base_url = base_url
         self.scheme = parts.scheme
         self.host = parts.hostname

@@ -214,7 +214,7 @@ class CommandExecutor:
         try:
             return handler(command_id, payload)
         except Exception as exc:  # one command failing must not stop the others from being reported
-            logger.exception("Command %s (%s) failed", command_id, kind)
+            logger.exception("Command %s %s failed", kind, command_id)
             return error(command_id, f"The agent failed while running '{kind}': {exc}.")
 
     def _sync(self, command_id: str, payload: dict) -> dict:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent.arguments import count, positive, server_url, timeout
 from agent.client import USER_AGENT, Connection, ProtocolError, error_from_response, is_loopback_url
 
 MAM_PREFIX = "/mam/v1"
@@ -417,24 +418,24 @@ def command_mam(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _not_negative(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return number
-
-
 def add_mam_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the ``mam`` subcommand to the agent's command line."""
-    mam = commands.add_parser("mam", help="emulate managed apps (app protection without enrolment)")
-    mam.add_argument("--server", required=True, help="portal URL (loopback unless --allow-remote)")
+    mam = commands.add_parser(
+        "mam",
+        help="emulate managed apps (app protection without enrolment)",
+        description="Sign in as an employee, register emulated managed app instances, check them in for a while "
+        "and print a report: app protection without enrolling a device.",
+    )
+    mam.add_argument("--server", type=server_url, required=True, help="portal URL (loopback unless --allow-remote)")
     mam.add_argument("--username", default=os.environ.get(USERNAME_ENV), help=f"employee (or ${USERNAME_ENV})")
     mam.add_argument("--password", help=f"the employee's password (better: ${PASSWORD_ENV})")
-    mam.add_argument("--platform", choices=sorted(MANAGED_APPS), default="ios", help="(default: %(default)s)")
-    mam.add_argument("--instances", type=int, default=2, help="app instances to register (default: 2)")
-    mam.add_argument("--duration", type=_not_negative, default=60, help="seconds of check-ins (default: 60)")
-    mam.add_argument("--interval", type=_not_negative, default=30, help="seconds between check-ins (default: 30)")
-    mam.add_argument("--timeout", type=float, default=10, help="seconds to wait for the server (default: 10)")
+    mam.add_argument(
+        "--platform", choices=sorted(MANAGED_APPS), default="ios", help="platform of the apps (default: %(default)s)"
+    )
+    mam.add_argument("--instances", type=count, default=2, help="app instances to register (default: 2)")
+    mam.add_argument("--duration", type=positive, default=60, help="seconds of check-ins (default: 60)")
+    mam.add_argument("--interval", type=positive, default=30, help="seconds between check-ins (default: 30)")
+    mam.add_argument("--timeout", type=timeout, default=10, help="seconds to wait for the server (default: 10)")
     mam.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")
     mam.add_argument("--json", action="store_true", help="print the report as JSON")
     mam.add_argument("-v", "--verbose", action="store_true", help="log in more detail")

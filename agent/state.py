@@ -64,7 +64,11 @@ def load_state(path: str | os.PathLike | None = None) -> AgentState | None:
     with contextlib.suppress(OSError):
         if path.stat().st_mode & 0o077:
             path.chmod(FILE_MODE)
-    return AgentState(**{key: value for key, value in data.items() if key in known})
+    state = AgentState(**{key: value for key, value in data.items() if key in known})
+    interval = state.checkin_interval_seconds
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
+        state.checkin_interval_seconds = None  # the server's interval is asked again at the next check-in
+    return state
 
 
 def save_state(state: AgentState, path: str | os.PathLike | None = None) -> Path:

@@ -228,6 +228,10 @@ if PRODUCTION:
     if env_bool("SECURE_PROXY_SSL_HEADER", default=True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Messages live in the session, not in a cookie: a new API token's one-time display passes through
+# them, and a signed cookie is readable by anyone holding the browser's cookie jar.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 # Content Security Policy (django-csp): our own origin only, no inline script or style without the
 # per-response nonce (``nonce="{{ request.csp_nonce }}"`` on a script or style block), never framed.
 # Style attributes cannot carry a nonce, so templates and format_html use classes from the static

@@ -4,6 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from . import authz, services
@@ -247,20 +248,36 @@ class APITokenForm(forms.ModelForm):
         model = APIToken
         fields = ["user", "name", "expires_at"]
 
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError(services.EXPIRY_IN_THE_PAST)
+        return expires_at
+
 
 @admin.register(APIToken)
 class APITokenAdmin(AuthzModelAdmin):
     form = APITokenForm
-    list_display = ["name", "user", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
-    list_select_related = ["user"]
+    list_display = ["name", "user", "prefix", "created_by", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_select_related = ["user", "created_by"]
     search_fields = ["name", "prefix", "user__username"]
-    autocomplete_fields = ["user"]
     actions = ["revoke"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
-            return ["user", "name", "prefix", "expires_at", "created_at", "last_used_at", "revoked_at"]
+            return ["user", "name", "prefix", "created_by", "expires_at", "created_at", "last_used_at", "revoked_at"]
         return []
+
+    def get_autocomplete_fields(self, request):
+        # Only a superuser issues tokens for other accounts (core.services.api_token_create).
+        return ["user"] if request.user.is_superuser else []
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = User.objects.filter(pk=request.user.pk)
+            kwargs["initial"] = request.user.pk
+            kwargs["help_text"] = "Your own account: a token acts with all of your roles."
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request, obj=None):
         # A token is issued, used and revoked; it is never edited.

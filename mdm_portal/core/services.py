@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from django.contrib.auth.models import Permission
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -225,16 +225,30 @@ def split_token(token: str) -> str | None:
     return parts[1]
 
 
+ISSUE_FOR_OTHERS_REFUSED = (
+    "You can issue API tokens only for your own account: a token acts with all of its person's roles. "
+    "Sign in as that account to issue one, or ask a superuser."
+)
+EXPIRY_IN_THE_PAST = "The expiry date is in the past. Choose a future date or leave it empty."
+
+
 @transaction.atomic
 def api_token_create(
     *, actor: Actor, user: User, name: str, expires_at: datetime | None = None
 ) -> tuple[APIToken, str]:
-    """Issue a token for ``user``. Returns the record and the token itself, which is never stored."""
+    """Issue a token for ``user``. Returns the record and the token itself, which is never stored.
+
+    A token acts with every role of its person, so people issue tokens for their own account only;
+    a superuser (or a system job) may issue one for another account, e.g. an automation account.
+    """
+    if actor.user is not None and actor.user.pk != user.pk and not actor.user.is_superuser:
+        raise PermissionDenied(ISSUE_FOR_OTHERS_REFUSED)
     if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError("The expiry date is in the past. Choose a future date or leave it empty.")
+        raise ValidationError(EXPIRY_IN_THE_PAST)
     prefix = secrets.token_hex(6)
     plaintext = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     token = APIToken(user=user, name=name, prefix=prefix, key_hash=hash_token(plaintext), expires_at=expires_at)
+    token.created_by = actor.user
     token.full_clean()
     token.save()
     audit_record(actor=actor, verb="api_token.create", target=token, changes={"user": user.pk, "name": name})

@@ -92,7 +92,7 @@ class FakePortal:
             return self.enroll(payload)
         device = self.authenticate(headers.get("authorization", ""))
         if device is None:
-            return _error(401, "invalid_credentials", "Unknown device secret.")
+            return _error(401, "invalid_credentials", "This device secret is not valid. Enrol the device again.")
         if device.retired:
             return _error(410, "device_retired", "This device was retired. Remove management.")
         handler = {

@@ -228,7 +228,7 @@ def test_role_assignment_save_and_delete(actor, operator, scope_a, scope_b):
 
 
 def test_api_token_create_and_revoke_never_store_the_token(actor, operator):
-    owner = StaffFactory(username="automation")
+    owner = operator  # people issue tokens for their own account (see tests/security/test_api_tokens.py)
     token, plaintext = services.api_token_create(actor=actor, user=owner, name="HR offboarding")
     event = last_event("api_token.create", token)
     assert_by(event, operator)
