@@ -14,6 +14,7 @@ Apart from the token endpoint, errors have the agent protocol's shape
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from django.contrib.auth.models import AnonymousUser
@@ -119,7 +120,11 @@ class SignInUserThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         username = _username(request)
-        return self.cache_format % {"scope": self.scope, "ident": username} if username else None
+        if not username:
+            return None
+        # Hashed: a username may hold spaces or control characters no cache key may (memcached refuses them).
+        ident = hashlib.sha256(username.encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class SignInAddressThrottle(SimpleRateThrottle):

@@ -52,3 +52,16 @@ def test_a_form_with_too_many_fields_is_a_400_page_that_says_what_to_do(client, 
     response = client.post(reverse("admin:devices_device_changelist"), {"_selected_action": list(range(20))})
     assert response.status_code == 400
     assert "select fewer items at a time" in response.content.decode()
+
+
+def test_a_method_the_api_does_not_offer_is_a_405_with_allow_not_a_403(client, people):
+    device = DeviceFactory(scope=people.scope_a)
+    url = f"/api/v1/devices/{device.uuid}/"
+    assert client.delete(url).status_code == 401  # still: who are you?
+    client.force_login(people.global_admin)
+    response = client.delete(url)
+    assert response.status_code == 405
+    assert "DELETE" not in response["Allow"] and "GET" in response["Allow"]
+    assert client.post("/api/v1/devices/", {}, content_type="application/json").status_code == 405
+    client.force_login(people.employee)
+    assert client.get(url).status_code == 403  # a method it offers still needs the permission

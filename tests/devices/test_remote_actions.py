@@ -640,7 +640,7 @@ def test_api_refuses_an_ineligible_device_with_the_reason(client, people):
     client.force_login(people.global_admin)
     response = api_action(client, personal, "restart")
     assert response.status_code == 400
-    assert response.json() == {"detail": ["Restart works only on corporate (supervised) iPhones and iPads."]}
+    assert response.json() == {"detail": "Restart works only on corporate (supervised) iPhones and iPads."}
 
 
 def test_api_helpdesk_has_no_restart_or_rename_and_no_other_scope(client, people):

@@ -123,3 +123,14 @@ def test_a_date_filter_far_in_the_past_with_an_odd_offset_is_not_a_500(people):
     query = {"last_checkin_after": "0114-05-09T12:40:05+17:34", "last_checkin_before": "3644-02-18T10:57:51Z"}
     response = call("/api/v1/devices/", "GET", bearer(people.global_admin), query=query)
     assert response.status_code in (200, 400)
+
+
+def test_a_sign_in_with_spaces_in_the_username_is_refused_not_a_500(client):
+    """Found by fuzzing: the per-username throttle put the username into the cache key as it was."""
+    response = client.post(
+        "/mam/v1/token",
+        "grant_type=password&username=Cancel+the+request&password=Cancel+the+request",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"

@@ -63,3 +63,14 @@ def test_a_past_expiry_is_a_form_error_not_a_500(client, people):
     assert response.status_code == 200
     assert "The expiry date is in the past" in response.content.decode()
     assert not APIToken.objects.exists()
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Basic", "bearer"])
+def test_a_token_sent_under_another_scheme_is_told_how_to_send_it(client, people, scheme):
+    _, plaintext = services.api_token_create(actor=SYSTEM, user=people.global_admin, name="script")
+    response = client.get(reverse("device-list"), HTTP_AUTHORIZATION=f"{scheme} {plaintext}")
+    if scheme == "bearer":  # the scheme's case does not matter
+        assert response.status_code == 200
+        return
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Send the token as 'Authorization: Bearer mdm_...'."

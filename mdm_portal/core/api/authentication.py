@@ -16,6 +16,9 @@ class APITokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].decode(errors="replace").lower() != self.keyword.lower():
+            if len(header) == 2 and header[1].startswith(b"mdm_"):
+                # One of our tokens under another scheme ("Token", "Basic"): say how to send it.
+                raise exceptions.AuthenticationFailed("Send the token as 'Authorization: Bearer mdm_...'.")
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Send the token as 'Authorization: Bearer mdm_...'.")
