@@ -101,3 +101,11 @@ def outbox_health(*, user) -> OutboxHealth | None:
     since = totals["waiting_since"]
     stale = since is not None and since <= timezone.now() - OUTBOX_STALE_AFTER
     return OutboxHealth(**totals, stale=stale) if stale or totals["dead"] else None
+
+
+def audit_events_by(*, user, limit: int = 10) -> list[AuditEvent]:
+    """The latest audit events ``user`` caused, newest first: their own record (the console home)."""
+    return list(
+        AuditEvent.objects.filter(actor_user=user).only("verb", "target_repr", "created_at")
+        .order_by("-created_at", "-pk")[:limit]
+    )  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from devices.choices import LifecycleState
@@ -39,3 +41,18 @@ def test_someone_without_devices_is_told_how_to_get_apps(client, people):
     client.force_login(people.no_role)
     page = client.get(reverse("portal:apps")).content.decode()
     assert "You have no enrolled devices" in page and reverse("portal:enroll") in page
+
+
+def test_the_apps_page_costs_the_same_queries_for_two_devices_as_for_twelve(client, people):
+    client.force_login(people.employee)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reverse("portal:apps")).status_code == 200
+        return len(captured)
+
+    DeviceFactory(scope=people.scope_a, primary_user=people.employee, platform="windows")
+    few = queries()
+    for n in range(10):
+        DeviceFactory(scope=people.scope_a, primary_user=people.employee, platform=("ios", "android", "macos")[n % 3])
+    assert queries() == few

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 
 from celery import shared_task
 
-from mdm_portal.core import outbox
 from mdm_portal.core.models import OutboxMessage
+from tests.celery_broker import celery_using
 
 GOOD_TASK = "tests.core.outbox_record"
 
@@ -24,39 +23,13 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextlib.contextmanager
 def broker(url: str = "memory://"):
     """This process's Celery app publishes to ``url`` (not eagerly) inside the block.
 
     ``memory://`` is kombu's in-process transport: publishing succeeds and nothing runs the task,
     which is what a relay test needs. A ``redis://`` URL on a closed port is a broker that is down.
     """
-    import kombu.pools
-
-    from mdm_portal.celery import app
-
-    saved = {
-        "broker_url": app.conf.broker_url,
-        "broker_transport_options": app.conf.broker_transport_options,
-        "task_always_eager": app.conf.task_always_eager,
-    }
-
-    def reset_pools():
-        kombu.pools.reset()  # kombu keeps connection and producer pools per broker URL, process-wide
-        app._pool = None
-        app.amqp._producer_pool = None
-        outbox._unreachable.clear()
-
-    reset_pools()
-    app.conf.broker_url = url
-    app.conf.broker_transport_options = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
-    app.conf.task_always_eager = False
-    try:
-        yield app
-    finally:
-        reset_pools()
-        for key, value in saved.items():
-            setattr(app.conf, key, value)
+    return celery_using(url)
 
 
 def good_row(n: int = 1) -> OutboxMessage:

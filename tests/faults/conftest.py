@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.celery_broker import celery_using  # noqa: F401 (re-exported for the fault tests)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -191,44 +193,6 @@ def redis_broker(tmp_path):
     redis.start()
     yield redis
     redis.stop()
-
-
-@contextlib.contextmanager
-def celery_using(broker_url: str):
-    """This process's Celery app sends to ``broker_url`` (and not eagerly) inside the block."""
-    import kombu.pools
-
-    from mdm_portal.celery import app
-    from mdm_portal.core import outbox
-
-    saved = {
-        "broker_url": app.conf.broker_url,
-        "broker_transport_options": app.conf.broker_transport_options,
-        "task_always_eager": app.conf.task_always_eager,
-    }
-
-    def reset_pools():
-        kombu.pools.reset()  # kombu keeps connection and producer pools per broker URL, process-wide
-        app._pool = None
-        app.amqp._producer_pool = None
-        outbox._unreachable.clear()
-
-    reset_pools()
-    app.conf.broker_url = broker_url
-    app.conf.broker_transport_options = {
-        "max_retries": 1,
-        "interval_start": 0,
-        "interval_step": 0.2,
-        "socket_connect_timeout": settings.CELERY_BROKER_CONNECTION_TIMEOUT,
-        "socket_timeout": settings.CELERY_BROKER_SOCKET_TIMEOUT,
-    }
-    app.conf.task_always_eager = False
-    try:
-        yield app
-    finally:
-        reset_pools()
-        for key, value in saved.items():
-            setattr(app.conf, key, value)
 
 
 # -- Celery worker --------------------------------------------------------------------------------

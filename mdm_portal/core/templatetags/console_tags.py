@@ -7,8 +7,8 @@ is an ``AuditEvent``), so it always said "None available".
 from django import template
 from django.urls import reverse
 
+from .. import selectors
 from ..admin_audit import verb_label
-from ..models import AuditEvent
 
 register = template.Library()
 
@@ -22,11 +22,7 @@ def recent_actions(context):
     if user is None or not user.is_authenticated:
         return {"events": []}
     # Only the person's own actions: their own record needs no authorisation beyond being them.
-    events = list(
-        AuditEvent.objects.filter(actor_user=user)
-        .only("verb", "target_repr", "created_at")
-        .order_by("-created_at", "-pk")[:SHOWN]
-    )
+    events = selectors.audit_events_by(user=user, limit=SHOWN)
     for event in events:
         event.label = verb_label(event.verb)
     # The link to the whole log only for those the console lists it for (the index's own app list).
